@@ -1,0 +1,3 @@
+from int8lab.cli import main
+
+main()

@@ -1,0 +1,239 @@
+"""Find the calibration images a user means, in the layouts they already have.
+
+Discovery only lists files; nothing is decoded here. The result is a DatasetIndex: an ordered,
+sorted list of sources (image files, or the rows of one array file) with their class labels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from int8lab.errors import DatasetError, UsageError
+from int8lab.imageops import IMAGE_EXTENSIONS
+
+DATASET_TYPES = ("auto", "classification", "detection", "folder", "npy")
+SPLIT_PREFERENCE = ("val", "test")
+DETECTION_SPLIT_PREFERENCE = ("val", "test", "train")
+UNLABELLED = -1
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """What discovery found: sources in a fixed order, each with a class label or UNLABELLED."""
+
+    dataset_type: str
+    root: Path
+    image_dir: Path | None  # the folder the images were listed from (None for an array file)
+    split: str | None
+    files: tuple[Path, ...] = ()
+    labels: tuple[int, ...] = ()
+    class_names: tuple[str, ...] = ()
+    array_path: Path | None = None
+    array_layout: str | None = None  # "nhwc" or "nchw", for an array file
+    array_length: int = 0
+
+    def __len__(self) -> int:
+        return self.array_length if self.array_path is not None else len(self.files)
+
+    def describe(self, i: int) -> str:
+        """A human name for source i: its path, or array[i]."""
+        if self.array_path is not None:
+            return f"{self.array_path}[{i}]"
+        return str(self.files[i])
+
+    def class_counts(self, indices=None) -> dict[str, int]:
+        """Sources per class name (over ``indices``, default all), in class-index order."""
+        counts = np.bincount(
+            [self.labels[i] for i in (range(len(self)) if indices is None else indices)
+             if self.labels and self.labels[i] != UNLABELLED],
+            minlength=len(self.class_names),
+        )
+        return {name: int(n) for name, n in zip(self.class_names, counts)}
+
+
+def discover(path: str | Path, dataset_type: str = "auto", split: str | None = None) -> DatasetIndex:
+    """List the sources below ``path`` for the given (or detected) dataset type."""
+    path = Path(path).expanduser()
+    if dataset_type not in DATASET_TYPES:
+        raise UsageError(f"dataset type must be one of {DATASET_TYPES}, got {dataset_type!r}")
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist")
+    if dataset_type == "auto":
+        dataset_type = detect_dataset_type(path)
+    finder = {
+        "classification": _discover_classification,
+        "detection": _discover_detection,
+        "folder": _discover_folder,
+        "npy": _discover_array,
+    }[dataset_type]
+    return finder(path, split)
+
+
+def detect_dataset_type(path: Path) -> str:
+    if path.is_file():
+        if path.suffix.lower() == ".npy":
+            return "npy"
+        raise DatasetError(f"{path} is a file; give an image folder or a .npy array file")
+    if _data_yaml(path) is not None or (path / "images").is_dir():
+        return "detection"
+    if any((path / s).is_dir() for s in (*SPLIT_PREFERENCE, "train")):
+        return "classification"
+    children = [c for c in path.iterdir() if not c.name.startswith(".")]
+    if children and not any(_is_image(c) for c in children) and any(
+        c.is_dir() and next(iter_images(c), None) is not None for c in children
+    ):
+        return "classification"
+    if not any(_is_image(c) for c in children) and any(c.suffix.lower() == ".npy" for c in children):
+        return "npy"
+    return "folder"
+
+
+def iter_images(folder: Path):
+    """Image files below ``folder``, recursively, in sorted order; hidden entries are skipped."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            candidate = Path(dirpath) / name
+            if _is_image(candidate):
+                yield candidate
+
+
+def _is_image(path: Path) -> bool:
+    return (
+        not path.name.startswith(".")
+        and path.suffix.lower() in IMAGE_EXTENSIONS
+        and path.is_file()
+    )
+
+
+def _discover_classification(path: Path, split: str | None) -> DatasetIndex:
+    split_dir = _pick_split_dir(path, split, SPLIT_PREFERENCE)
+    if split_dir is not None:
+        # Class = the first folder under the split (sub-folders of a class stay in that class).
+        image_dir, class_of = split_dir, lambda rel: rel.parts[0] if len(rel.parts) > 1 else None
+    else:
+        # Recursive fallback: class = the folder that holds the image.
+        image_dir, class_of = path, lambda rel: rel.parts[-2] if len(rel.parts) > 1 else None
+    files = sorted(iter_images(image_dir), key=lambda p: p.relative_to(image_dir).as_posix())
+    names = [class_of(f.relative_to(image_dir)) for f in files]
+    class_names = tuple(sorted({n for n in names if n is not None}))
+    position = {name: i for i, name in enumerate(class_names)}
+    labels = tuple(position[n] if n is not None else UNLABELLED for n in names)
+    return DatasetIndex(
+        "classification", path, image_dir, split_dir.name if split_dir else None,
+        tuple(files), labels, class_names,
+    )
+
+
+def _discover_detection(path: Path, split: str | None) -> DatasetIndex:
+    yaml_path = _data_yaml(path)
+    if yaml_path is not None:
+        config = yaml.safe_load(yaml_path.read_text()) or {}
+        wanted = (split,) if split else DETECTION_SPLIT_PREFERENCE
+        key = next((k for k in wanted if config.get(k)), None)
+        if key is not None:
+            files = _files_from_yaml_entry(yaml_path, config, key)
+            return DatasetIndex(
+                "detection", path, yaml_path.parent, key, tuple(files),
+                (UNLABELLED,) * len(files),
+            )
+        if split:
+            raise DatasetError(f"{yaml_path} has no {split!r} entry")
+    images = path / "images"
+    if not images.is_dir():
+        raise DatasetError(f"{path} has neither a data.yaml with a val/test/train entry nor images/")
+    split_dir = _pick_split_dir(images, split, DETECTION_SPLIT_PREFERENCE)
+    image_dir = split_dir or images
+    files = tuple(iter_images(image_dir))
+    return DatasetIndex(
+        "detection", path, image_dir, split_dir.name if split_dir else None,
+        files, (UNLABELLED,) * len(files),
+    )
+
+
+def _discover_folder(path: Path, split: str | None) -> DatasetIndex:
+    if path.is_file():
+        raise DatasetError(f"{path} is a file; the folder type needs a folder of images")
+    image_dir = path / split if split else path
+    if split and not image_dir.is_dir():
+        raise DatasetError(f"{path} has no {split!r} folder")
+    files = tuple(iter_images(image_dir))
+    return DatasetIndex("folder", path, image_dir, split, files, (UNLABELLED,) * len(files))
+
+
+def _discover_array(path: Path, split: str | None) -> DatasetIndex:
+    if path.is_dir():
+        arrays = sorted(p for p in path.iterdir() if p.suffix.lower() == ".npy")
+        if len(arrays) != 1:
+            raise DatasetError(
+                f"{path} holds {len(arrays)} .npy files; name the one array file to use"
+            )
+        path = arrays[0]
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read {path} as a .npy array: {exc}") from None
+    layout = array_layout(array.shape, path)
+    return DatasetIndex(
+        "npy", path, None, None, labels=(UNLABELLED,) * array.shape[0],
+        array_path=path, array_layout=layout, array_length=int(array.shape[0]),
+    )
+
+
+def array_layout(shape: tuple[int, ...], path: Path) -> str:
+    """NHWC or NCHW for an N-image array (N x H x W counts as grayscale NHWC)."""
+    if len(shape) == 3:
+        return "nhwc"
+    if len(shape) == 4 and shape[3] in (1, 3):
+        return "nhwc"
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return "nchw"
+    raise DatasetError(
+        f"{path} has shape {shape}; expected N x H x W x C or N x C x H x W with C = 1 or 3"
+    )
+
+
+def _pick_split_dir(root: Path, split: str | None, preference: tuple[str, ...]) -> Path | None:
+    if split:
+        chosen = root / split
+        if not chosen.is_dir():
+            available = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+            raise DatasetError(f"{root} has no {split!r} split; folders there: {available}")
+        return chosen
+    return next((root / s for s in preference if (root / s).is_dir()), None)
+
+
+def _data_yaml(path: Path) -> Path | None:
+    if not path.is_dir():
+        return None
+    return next((path / n for n in ("data.yaml", "data.yml") if (path / n).is_file()), None)
+
+
+def _files_from_yaml_entry(yaml_path: Path, config: dict, key: str) -> list[Path]:
+    """Ultralytics style: a folder, a .txt list of images, or a list of either, under ``path:``."""
+    base = Path(config.get("path") or ".")
+    if not base.is_absolute():
+        base = yaml_path.parent / base
+    entries = config[key] if isinstance(config[key], list) else [config[key]]
+    files: list[Path] = []
+    for entry in entries:
+        target = Path(entry) if Path(entry).is_absolute() else base / entry
+        if target.is_dir():
+            files.extend(iter_images(target))
+        elif target.suffix.lower() == ".txt" and target.is_file():
+            for line in target.read_text().splitlines():
+                line = line.strip()
+                if line:
+                    listed = Path(line) if Path(line).is_absolute() else target.parent / line
+                    files.append(listed)
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise DatasetError(f"{yaml_path}: {key}: {entry} resolves to {target}, which does not exist")
+    return files
+

@@ -1,0 +1,90 @@
+"""Shared fixtures: the shipped real photos and Fashion-MNIST example, and odd files made from them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "tests" / "assets" / "photos"
+FASHION = ROOT / "examples" / "fashion" / "data"
+EXIF_ORIENTATION = 0x0112
+
+
+@pytest.fixture(scope="session")
+def photo_paths() -> list[Path]:
+    return sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return FASHION
+
+
+@pytest.fixture
+def photo() -> Image.Image:
+    """A real RGB photograph (493x356 JPEG)."""
+    with Image.open(PHOTOS / "butterfly.jpg") as img:
+        return img.convert("RGB")
+
+
+@pytest.fixture
+def classification_tree(tmp_path) -> Path:
+    """DIR/{val,test}/<class>/ with real photos: 3 classes in val, 2 in test."""
+    photos = sorted(PHOTOS.glob("*.jpg"))
+    for split, classes in (("val", ("cat_b", "cat_a", "cat_c")), ("test", ("cat_a", "cat_b"))):
+        for k, name in enumerate(classes):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for j in range(2):
+                shutil.copy(photos[(k + j) % len(photos)], folder / f"{j}_{photos[k].name}")
+    return tmp_path
+
+
+def save_odd_files(folder: Path, photo: Image.Image) -> dict[str, Path]:
+    """Every odd-but-valid kind of file a user's folder may hold, made from a real photo."""
+    folder.mkdir(parents=True, exist_ok=True)
+    small = photo.resize((160, 120))
+    files = {}
+
+    def save(name, img, **kw):
+        files[name] = folder / name
+        img.save(files[name], **kw)
+
+    save("cmyk.jpg", small.convert("CMYK"))
+    save("gray.png", small.convert("L"))
+    save("rgba.png", small.convert("RGBA"))
+    save("la.png", small.convert("LA"))
+    save("palette.png", small.convert("P", palette=Image.Palette.ADAPTIVE))
+    sixteen = (np.asarray(small.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    save("sixteen_bit.png", Image.fromarray(sixteen))
+    frames = [small, small.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    files["animated.gif"] = folder / "animated.gif"
+    frames[0].save(files["animated.gif"], save_all=True, append_images=frames[1:])
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # stored sideways: display rotated 90 degrees clockwise
+    save("rotated.jpg", small, exif=exif.tobytes(), quality=95)
+    for ext in ("bmp", "tif", "tiff", "webp", "jpeg"):
+        save(f"plain.{ext}", small)
+    save("UPPER.JPG", small)
+    files["mpo.mpo"] = folder / "mpo.mpo"
+    small.save(files["mpo.mpo"], format="MPO", save_all=True, append_images=[small])
+    return files
+
+
+def save_broken_files(folder: Path, photo: Image.Image) -> dict[str, Path]:
+    """Files with image names that cannot be decoded."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = folder / "_whole.jpg"
+    photo.save(good, quality=90)
+    data = good.read_bytes()
+    good.unlink()
+    files = {"truncated.jpg": data[: len(data) // 3], "empty.png": b"",
+             "not_an_image.jpg": b"this is a text file with an image name\n"}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return {name: folder / name for name in files}

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import PHOTOS
+from int8lab.data.discovery import UNLABELLED, detect_dataset_type, discover
+from int8lab.errors import DatasetError
+
+
+def fill(folder, count=2):
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in sorted(PHOTOS.glob("*.jpg"))[:count]:
+        shutil.copy(photo, folder / photo.name)
+    return folder
+
+
+def test_classification_prefers_val(classification_tree):
+    index = discover(classification_tree)
+    assert index.dataset_type == "classification" and index.split == "val"
+    assert index.class_names == ("cat_a", "cat_b", "cat_c")
+
+
+def test_classification_falls_back_to_test(classification_tree):
+    shutil.rmtree(classification_tree / "val")
+    index = discover(classification_tree)
+    assert index.split == "test" and index.class_names == ("cat_a", "cat_b")
+
+
+def test_classification_recursive_fallback_uses_the_holding_folder(tmp_path):
+    fill(tmp_path / "train" / "dog")
+    fill(tmp_path / "extra" / "nested" / "cat")
+    index = discover(tmp_path, "classification")
+    assert index.split is None
+    assert index.class_names == ("cat", "dog")
+    assert len(index) == 4
+
+
+def test_class_folders_without_splits_are_detected_as_classification(tmp_path):
+    fill(tmp_path / "dog")
+    fill(tmp_path / "cat")
+    assert detect_dataset_type(tmp_path) == "classification"
+
+
+def test_class_index_is_the_sorted_folder_position(classification_tree):
+    index = discover(classification_tree)
+    for path, label in zip(index.files, index.labels):
+        assert index.class_names[label] == path.parent.name
+
+
+def test_split_option_overrides_the_preference(classification_tree):
+    assert discover(classification_tree, split="test").split == "test"
+
+
+def test_missing_split_names_the_folders_there(classification_tree):
+    with pytest.raises(DatasetError, match=r"no 'calib' split.*\['test', 'val'\]"):
+        discover(classification_tree, split="calib")
+
+
+def test_stray_non_image_files_are_ignored(tmp_path):
+    fill(tmp_path / "pics")
+    (tmp_path / "pics" / "notes.txt").write_text("not an image")
+    (tmp_path / "pics" / "labels.csv").write_text("a,b")
+    (tmp_path / "pics" / ".hidden.jpg").write_bytes(b"")
+    assert len(discover(tmp_path, "folder")) == 2
+
+
+def test_extensions_are_case_insensitive(tmp_path):
+    fill(tmp_path, 1)
+    photo = next(tmp_path.glob("*.jpg"))
+    photo.rename(tmp_path / "SHOUT.JPEG")
+    assert [p.name for p in discover(tmp_path, "folder").files] == ["SHOUT.JPEG"]
+
+
+def test_folder_type_finds_images_recursively(tmp_path):
+    fill(tmp_path / "a" / "b")
+    fill(tmp_path, 1)
+    index = discover(tmp_path, "folder")
+    assert len(index) == 3 and set(index.labels) == {UNLABELLED}
+
+
+def test_yolo_layout_reads_images_val(tmp_path):
+    fill(tmp_path / "images" / "train", 3)
+    fill(tmp_path / "images" / "val", 1)
+    (tmp_path / "labels" / "val").mkdir(parents=True)
+    index = discover(tmp_path)
+    assert index.dataset_type == "detection" and index.split == "val" and len(index) == 1
+
+
+def test_data_yaml_val_pointing_elsewhere_is_honoured(tmp_path):
+    fill(tmp_path / "elsewhere" / "calib_imgs", 2)
+    fill(tmp_path / "dataset" / "images" / "val", 1)
+    (tmp_path / "dataset" / "data.yaml").write_text(yaml.safe_dump(
+        {"path": "..", "train": "elsewhere/calib_imgs", "val": "elsewhere/calib_imgs", "names": {0: "x"}}))
+    index = discover(tmp_path / "dataset")
+    assert index.split == "val" and len(index) == 2
+    assert all("calib_imgs" in str(f) for f in index.files)
+
+
+def test_data_yaml_txt_list_is_read(tmp_path):
+    images = fill(tmp_path / "imgs", 3)
+    listing = tmp_path / "val.txt"
+    listing.write_text("\n".join(f"./imgs/{p.name}" for p in sorted(images.iterdir())[:2]) + "\n")
+    (tmp_path / "data.yaml").write_text("val: val.txt\n")
+    assert len(discover(tmp_path)) == 2
+
+
+def test_data_yaml_pointing_nowhere_is_a_clear_error(tmp_path):
+    (tmp_path / "data.yaml").write_text("val: images/missing\n")
+    with pytest.raises(DatasetError, match="does not exist"):
+        discover(tmp_path)
+
+
+@pytest.mark.parametrize("shape,layout", [((5, 16, 16, 3), "nhwc"), ((5, 3, 16, 16), "nchw"),
+                                          ((5, 16, 16), "nhwc")])
+def test_npy_layout_is_read_from_the_shape(tmp_path, shape, layout):
+    np.save(tmp_path / "calib.npy", np.zeros(shape, np.uint8))
+    index = discover(tmp_path / "calib.npy")
+    assert index.dataset_type == "npy" and index.array_layout == layout and len(index) == 5
+
+
+def test_npy_of_an_unknown_shape_is_a_clear_error(tmp_path):
+    np.save(tmp_path / "calib.npy", np.zeros((5, 16, 16, 7), np.float32))
+    with pytest.raises(DatasetError, match="expected N x H x W x C"):
+        discover(tmp_path / "calib.npy")
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        discover(tmp_path / "nope")
