@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-import typer
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: no C++ chatter
 
-from int8lab.cli.data import data_app
-from int8lab.errors import Int8labError
+import typer  # noqa: E402
+
+from int8lab.cli import model  # noqa: E402
+from int8lab.cli.data import data_app  # noqa: E402
+from int8lab.errors import Int8labError  # noqa: E402
 
 app = typer.Typer(
     name="int8lab",
@@ -17,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+model.register(app)
 
 
 @app.callback()

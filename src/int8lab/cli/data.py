@@ -9,7 +9,8 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from int8lab.cli.options import DataOptions, data_options
+from int8lab.cli.options import data_options
+from int8lab.config import DataOptions
 from int8lab.data.export import create_representative_dataset_module, export_npy
 from int8lab.report.console import print_batch_stats, print_data_summary
 

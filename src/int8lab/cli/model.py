@@ -1,0 +1,184 @@
+"""`int8lab convert | validate | quantize | predict | snippet`: the model commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from int8lab.cli.options import data_options
+from int8lab.config import DataOptions
+from int8lab.errors import UsageError
+from int8lab.model.convert import MODES
+from int8lab.validate import read_labels_file
+
+err = Console(stderr=True, highlight=False)
+
+LABELS = typer.Option(None, "--labels", help="Class names, one a line, in index order "
+                                             "(default: the sorted class folders).")
+DOUBLE_NORM = typer.Option(False, "--allow-double-normalisation",
+                           help="Normalise the data although the model has Rescaling/Normalization layers.")
+THREADS = typer.Option(None, "--threads", help="LiteRT interpreter threads (default: its own).")
+
+
+def register(app: typer.Typer) -> None:
+    for name, command in (("convert", convert_command), ("validate", validate_command),
+                          ("quantize", quantize_command), ("predict", predict_command),
+                          ("snippet", snippet_command)):
+        app.command(name)(command)
+
+
+@data_options
+def convert_command(
+    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel folder, or float .tflite."),
+    data: Path = typer.Option(None, "--data", help="Calibration images (needed by int8, uint8, "
+                                                   "int8-float-io, int16x8)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .tflite to write (and OUT.json)."),
+    quantize: str = typer.Option("int8", "--quantize", help=" | ".join(MODES)),
+    labels: Path = LABELS,
+    allow_double_normalisation: bool = DOUBLE_NORM,
+    *,
+    opts: DataOptions,
+):
+    """Convert a float model to .tflite in one mode; verify and describe what came out."""
+    from int8lab.pipeline import convert_job
+
+    result = convert_job(model, data, output, opts, quantize, labels, allow_double_normalisation)
+    _print_warnings(result.warnings)
+    info = result.info
+    inp, out = info.inputs[0], info.outputs[0]
+    typer.echo(f"wrote {result.path} ({info.size_bytes / 1024:.1f} KiB, mode {quantize}) and "
+               f"{result.path}.json")
+    typer.echo(f"  input  {inp.dtype} {inp.shape} scale {inp.scale:.6g} zero point {inp.zero_point}")
+    typer.echo(f"  output {out.dtype} {out.shape} scale {out.scale:.6g} zero point {out.zero_point}")
+    typer.echo("  ops: " + ", ".join(f"{op} x{n}" for op, n in info.op_histogram.items()))
+    verdict = "yes" if info.fully_integer else f"no (float kernels: {info.float_op_summary()})"
+    typer.echo(f"  fully integer: {verdict}")
+
+
+@data_options
+def validate_command(
+    quantized: Path = typer.Argument(..., help="The quantized .tflite."),
+    reference: Path = typer.Option(..., "--reference", help="The float model it came from."),
+    data: Path = typer.Option(..., "--data", help="Held-out images (class folders give accuracy)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Report folder (default: beside the model)."),
+    labels: Path = LABELS,
+    as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
+    *,
+    opts: DataOptions,
+):
+    """Compare a quantized model with its float reference on held-out images."""
+    from int8lab.model.source import load_model_source
+    from int8lab.pipeline import validate_job
+
+    source = load_model_source(reference)
+    spec = opts.spec(source.input) if opts.preprocessing_given() else _spec_or(quantized, opts, source)
+    split = opts.split or ("test" if (data / "test").is_dir() else None)
+    out_dir = output or quantized.parent / f"{quantized.stem}_validation"
+    results = validate_job(quantized, source, data, spec, split, out_dir,
+                           read_labels_file(labels) if labels else None, opts.dataset_type,
+                           not opts.quiet)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    _print_validation(results)
+    typer.echo(f"report: {out_dir / 'report.md'}")
+
+
+@data_options
+def quantize_command(
+    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel folder, or float .tflite."),
+    data: Path = typer.Option(..., "--data", help="DIR with val/ (calibration) and test/ (validation)."),
+    output: Path = typer.Option(Path("int8lab_out"), "-o", "--output", help="Report folder."),
+    labels: Path = LABELS,
+    eval_split: str = typer.Option("test", "--eval-split", help="Held-out split to validate on."),
+    allow_double_normalisation: bool = DOUBLE_NORM,
+    threads: int = THREADS,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    *,
+    opts: DataOptions,
+):
+    """The main job: int8 model, validated on held-out images, with size, latency and a report."""
+    from int8lab.pipeline import quantize_job
+
+    summary = quantize_job(model, data, output, opts, labels, eval_split,
+                           allow_double_normalisation, threads)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for warning in summary["warnings"]:
+        err.print(f"[yellow]warning[/yellow] {warning}")
+    _print_validation(summary["validation"])
+    sizes, latency = summary["sizes"], summary["latency"]
+    typer.echo(f"size: fp32 {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB -> int8 "
+               f"{sizes['int8_tflite_bytes'] / 1024:.1f} KiB ({100 * sizes['int8_vs_fp32']:.1f}%)")
+    typer.echo(f"latency (mean): fp32 {latency['fp32']['mean_ms']:.3f} ms, int8 "
+               f"{latency['int8']['mean_ms']:.3f} ms")
+    typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md")
+
+
+def predict_command(
+    model: Path = typer.Argument(..., help="A .tflite written by int8lab (its .json holds the preprocessing)."),
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    top_k: int = typer.Option(5, "--top-k", help="How many classes to show."),
+    labels: Path = LABELS,
+    threads: int = THREADS,
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+):
+    """Top-k predictions for image files, preprocessed exactly as calibration was."""
+    from int8lab.predict import predict_images, saved_spec
+
+    results = predict_images(model, images, saved_spec(model),
+                             read_labels_file(labels) if labels else None, top_k, threads)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        if "error" in result:
+            err.print(f"[yellow]skipped[/yellow] {result['image']}: {result['error']}")
+            continue
+        typer.echo(result["image"] + "  " + "  ".join(f"{t['label']} {t['score']:.4f}" for t in result["top"]))
+
+
+def snippet_command(
+    model: Path = typer.Argument(..., help="A .tflite written by int8lab."),
+    output: Path = typer.Option(None, "-o", "--output", help="File to write (default: MODEL_infer.py beside it)."),
+):
+    """Write a ready Python inference file (numpy, Pillow, ai-edge-litert) for the model."""
+    from int8lab.predict import saved_spec
+    from int8lab.snippet import write_snippet
+
+    output = output or model.with_name(f"{model.stem}_infer.py")
+    path = write_snippet(model, output, saved_spec(model))
+    typer.echo(f"wrote {path}: python {path} IMAGE...")
+
+
+def _spec_or(quantized: Path, opts: DataOptions, source):
+    """The saved spec of an int8lab model; for a model from elsewhere, the flags' spec."""
+    from int8lab.predict import saved_spec
+
+    try:
+        return saved_spec(quantized)
+    except UsageError:
+        return opts.spec(source.input)
+
+
+def _print_warnings(findings) -> None:
+    for finding in findings:
+        err.print(f"[yellow]warning[/yellow] [{finding.check}] {finding.message}")
+
+
+def _print_validation(v: dict) -> None:
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.2f}%"
+
+    typer.echo(f"validated on {v['num_images']} images (split {v['split']})")
+    typer.echo(f"  top-1 agreement {pct(v['top1_agreement'])}, top-5 agreement {pct(v['top5_agreement'])}")
+    typer.echo(f"  accuracy: float {pct(v['accuracy_reference'])}, quantized {pct(v['accuracy_quantized'])}")
+    if v.get("accuracy_drop_points") is not None:
+        typer.echo(f"  accuracy drop {v['accuracy_drop_points']:.2f} points; G-mean float "
+                   f"{v['reference']['g_mean']:.4f}, quantized {v['quantized']['g_mean']:.4f}")
+    typer.echo(f"  output: mean |error| {v['mean_abs_output_error']:.5f}, "
+               f"cosine {v['mean_cosine_similarity']:.5f}")

@@ -1,0 +1,82 @@
+"""Float model -> .tflite in one of seven modes: TensorFlow's own converter for Keras and
+SavedModel sources, ai-edge-quantizer for a float .tflite."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+
+from int8lab.errors import Int8labError, UsageError
+
+MODES = ("none", "fp16", "dynamic", "int8", "uint8", "int8-float-io", "int16x8")
+CALIBRATED_MODES = ("int8", "uint8", "int8-float-io", "int16x8")
+FULLY_INTEGER_MODES = CALIBRATED_MODES
+
+
+class ConversionError(Int8labError):
+    """The converter refused the model (an op with no integer kernel, say)."""
+
+
+def convert(source, mode: str, representative_dataset=None) -> bytes:
+    """Convert ``source`` (a KerasSource or TFLiteSource); calibrated modes need a
+    representative dataset (a callable yielding ``[float32 batch]``).
+
+    Integer modes set the integer-only op set, so the converter fails instead of silently
+    keeping float kernels; the caller still checks the result's op dtypes.
+    """
+    if mode not in MODES:
+        raise UsageError(f"--quantize must be one of {MODES}, got {mode!r}")
+    if mode in CALIBRATED_MODES and representative_dataset is None:
+        raise UsageError(f"mode {mode} needs calibration data (--data)")
+    if source.kind == "tflite":
+        from int8lab.model.aeq import quantize_tflite
+
+        return quantize_tflite(source.content, mode, representative_dataset)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    converter = source.tflite_converter()
+    if mode != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in CALIBRATED_MODES:
+        converter.representative_dataset = representative_dataset
+    if mode in ("int8", "uint8", "int8-float-io"):
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"int8": tf.int8, "uint8": tf.uint8, "int16x8": tf.int16}.get(mode)
+    if mode == "int16x8":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if io_type is not None:
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+    try:
+        with stdout_to_devnull(), warnings.catch_warnings():
+            # Keras prints its export to stdout, which would corrupt --json output; the converter
+            # warns that int8 I/O has no input statistics, which is the design, not a problem.
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
+            return converter.convert()
+    except Exception as exc:  # the converter raises several private error types
+        if isinstance(exc, Int8labError):
+            raise
+        first_lines = "\n".join(str(exc).strip().splitlines()[:6])
+        raise ConversionError(f"the TFLite converter failed for mode {mode}:\n{first_lines}") from None
+
+
+@contextlib.contextmanager
+def stdout_to_devnull():
+    """Send file descriptor 1 to /dev/null for a while (native code writes there directly)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,157 @@
+"""Load the user's float model and read what it takes: input size, channels, layout, scaling."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from int8lab.errors import UsageError
+
+NORMALISING_LAYERS = ("Rescaling", "Normalization")
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The float model's single image input."""
+
+    shape: tuple  # with None for unknown dims, batch first
+    layout: str  # "nhwc" or "nchw"
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        h, w = (self.shape[1], self.shape[2]) if self.layout == "nhwc" else (self.shape[2], self.shape[3])
+        return (h, w) if h and w else None
+
+    @property
+    def channels(self) -> int | None:
+        return self.shape[3] if self.layout == "nhwc" else self.shape[1]
+
+
+class KerasSource:
+    """A .keras / .h5 file or a SavedModel folder, run in TensorFlow as the float reference."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise UsageError(f"model {self.path} does not exist")
+        suffix = self.path.suffix.lower()
+        if self.path.is_dir():
+            self.kind = "saved_model"
+        elif suffix in (".keras", ".h5", ".hdf5"):
+            self.kind = "keras"
+        else:
+            raise UsageError(f"{self.path}: expected a .keras/.h5 file, a SavedModel folder or a "
+                             f"float .tflite")
+
+    @cached_property
+    def model(self):
+        """The loaded model: a keras.Model, or a SavedModel's serving function."""
+        import tensorflow as tf
+
+        if self.kind == "keras":
+            import keras
+
+            return keras.models.load_model(self.path, compile=False)
+        loaded = tf.saved_model.load(str(self.path))
+        if "serving_default" not in loaded.signatures:
+            raise UsageError(f"{self.path} has no serving_default signature")
+        return loaded
+
+    @cached_property
+    def input(self) -> ModelInput:
+        return image_input(tuple(self._input_spec().shape), self.path)
+
+    def _input_spec(self):
+        if self.kind == "keras":
+            inputs = self.model.inputs
+            if len(inputs) != 1:
+                raise UsageError(f"{self.path}: int8lab takes models with one image input, got {len(inputs)}")
+            return inputs[0]
+        specs = self.model.signatures["serving_default"].structured_input_signature[1]
+        if len(specs) != 1:
+            raise UsageError(f"{self.path}: int8lab takes models with one image input, got {len(specs)}")
+        return next(iter(specs.values()))
+
+    def normalising_layers(self) -> list[str]:
+        """Rescaling/Normalization layers in the model: signs it normalises its own input."""
+        if self.kind != "keras":
+            return []
+        return [layer.name for layer in self.model.layers
+                if type(layer).__name__ in NORMALISING_LAYERS]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        if self.kind == "keras":
+            return np.asarray(self.model(batch, training=False))
+        function = self.model.signatures["serving_default"]
+        name = next(iter(function.structured_input_signature[1]))
+        outputs = function(**{name: batch})
+        return np.asarray(next(iter(outputs.values())))
+
+    def tflite_converter(self):
+        import tensorflow as tf
+
+        if self.kind == "saved_model":
+            return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
+        return tf.lite.TFLiteConverter.from_keras_model(self.model)
+
+
+class TFLiteSource:
+    """A float .tflite: run by the LiteRT interpreter, quantized by ai-edge-quantizer."""
+
+    kind = "tflite"
+
+    def __init__(self, path: str | Path):
+        from int8lab.runtime import LiteRTModel
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UsageError(f"model {self.path} does not exist")
+        self.content = self.path.read_bytes()
+        self.runtime = LiteRTModel(self.content)
+        if np.dtype(self.runtime.input["dtype"]) != np.float32:
+            raise UsageError(f"{self.path} is already quantized (its input is "
+                             f"{np.dtype(self.runtime.input['dtype']).name}); give the float model")
+
+    @cached_property
+    def input(self) -> ModelInput:
+        shape = tuple(int(d) if d > 0 else None for d in self.runtime.input["shape_signature"])
+        return image_input(shape, self.path)
+
+    def normalising_layers(self) -> list[str]:
+        return []  # a flatbuffer keeps no layer names worth trusting
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.runtime.predict(batch)
+
+
+def load_model_source(path: str | Path) -> KerasSource | TFLiteSource:
+    """The user's float model, whatever its format."""
+    if Path(path).suffix.lower() == ".tflite":
+        return TFLiteSource(path)
+    return KerasSource(path)
+
+
+def image_input(shape: tuple, path: Path) -> ModelInput:
+    """Read the layout off a 4-D input shape: channels (1 or 3) first means NCHW."""
+    if len(shape) != 4:
+        raise UsageError(f"{path}: expected one 4-D image input, got shape {shape}")
+    layout = "nchw" if shape[1] in (1, 3) and shape[3] not in (1, 3) else "nhwc"
+    return ModelInput(shape, layout)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hash of a file, or of every file in a folder (SavedModel), in sorted order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

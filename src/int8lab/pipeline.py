@@ -1,0 +1,179 @@
+"""The jobs behind `int8lab convert`, `validate` and `quantize`, composed from the stages.
+
+Side effects stay here and in the CLI: the stages (data, preprocess, model, runtime, evaluate)
+are pure or nearly so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from int8lab import __version__
+from int8lab.atomic import atomic_write, write_text_atomic
+from int8lab.benchmark import measure_latency
+from int8lab.checks import (Finding, check_batch, check_calibration_size, check_double_normalisation,
+                            check_interface, check_layout, check_overlap, raise_on_errors)
+from int8lab.config import DataOptions
+from int8lab.errors import Int8labError
+from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, convert
+from int8lab.model.source import load_model_source, sha256_of
+from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
+from int8lab.preprocess import PreprocessSpec
+from int8lab.report.markdown import validation_report
+from int8lab.report.plots import confusion_matrix_png
+from int8lab.runtime import LiteRTModel
+from int8lab.validate import (EvalSet, compare_models, load_eval_set, load_reference, predict_all,
+                              read_labels_file)
+
+
+class NotFullyIntegerError(Int8labError):
+    """An integer mode produced a model that still runs float kernels."""
+
+
+@dataclass
+class ConvertResult:
+    path: Path
+    info: TFLiteInfo
+    metadata: dict
+    warnings: list[Finding] = field(default_factory=list)
+
+
+def convert_job(model_path, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
+                labels_file: Path | None = None, allow_double_normalisation: bool = False,
+                validation_files: list[str] | None = None) -> ConvertResult:
+    """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically."""
+    source = load_model_source(model_path)
+    spec = opts.spec(source.input)
+    findings = check_layout(source.input, spec)
+    if not allow_double_normalisation:
+        findings += check_double_normalisation(source.normalising_layers(), spec)
+    generator = None
+    if mode in CALIBRATED_MODES:
+        generator = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
+        first = next(generator.generate_batches())
+        findings += check_batch(first, spec)
+        count = generator.get_statistics()["num_samples"]
+        findings += check_calibration_size(count)
+        if validation_files is not None:
+            chosen = [generator.index.describe(i) for i in generator.order]
+            findings += check_overlap([str(Path(f).resolve()) for f in chosen],
+                                      [str(Path(f).resolve()) for f in validation_files])
+    warnings = raise_on_errors(findings)
+    content = convert(source, mode, generator)
+    info = inspect_tflite(content)
+    if mode in FULLY_INTEGER_MODES and not info.fully_integer:
+        raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {info.float_ops}")
+    warnings += check_interface(mode, info)
+    labels = _labels(labels_file, generator)
+    metadata = model_metadata(source, mode, spec, info, generator, labels, warnings)
+    write_model(output, content, metadata)
+    return ConvertResult(output, info, metadata, warnings)
+
+
+def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
+                 out_dir: Path, labels: list[str] | None = None, dataset_type: str = "auto",
+                 progress: bool | None = None, eval_set: EvalSet | None = None) -> dict:
+    """Compare ``quantized`` with ``reference`` on every image of the split; write
+    validation.json, the confusion PNGs and report.md into ``out_dir``."""
+    eval_set = eval_set or load_eval_set(data_dir, spec, split, labels, dataset_type, progress)
+    reference_model = load_reference(reference) if not hasattr(reference, "predict") else reference
+    quantized_model = LiteRTModel(quantized)
+    reference_out = predict_all(reference_model, eval_set.tensors, "reference model", progress)
+    quantized_out = predict_all(quantized_model, eval_set.tensors, "quantized model", progress)
+    results = compare_models(reference_out, quantized_out, eval_set)
+    results.update(quantized_model=str(quantized), data=str(data_dir), split=split,
+                   reference_model=str(getattr(reference, "path", reference)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if eval_set.labels is not None:
+        for name in ("reference", "quantized"):
+            results[name]["confusion_png"] = confusion_matrix_png(
+                np.array(results[name]["confusion_matrix"]), eval_set.class_names,
+                f"{name} model", out_dir / f"confusion_{name}.png").name
+    write_text_atomic(out_dir / "validation.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out_dir / "report.md",
+                      validation_report({"validation": results, "conversion": read_sidecar(quantized)}))
+    return results
+
+
+def quantize_job(model_path, data_dir, out_dir: Path, opts: DataOptions,
+                 labels_file: Path | None = None, eval_split: str = "test",
+                 allow_double_normalisation: bool = False, threads: int | None = None) -> dict:
+    """The main job: int8 model + validation on held-out images + size and latency + report."""
+    out_dir = Path(out_dir)
+    source = load_model_source(model_path)
+    spec = opts.spec(source.input)
+    labels = read_labels_file(labels_file) if labels_file else None
+    eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
+    converted = convert_job(model_path, data_dir, out_dir / "model_int8.tflite", opts, "int8",
+                            labels_file, allow_double_normalisation, eval_set.files)
+    float_content = convert(source, "none")
+    write_model(out_dir / "model_fp32.tflite", float_content,
+                model_metadata(source, "none", spec, inspect_tflite(float_content), None,
+                               converted.metadata["labels"], []))
+    results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir,
+                           eval_set=eval_set, progress=not opts.quiet)
+    sizes = {"fp32_tflite_bytes": len(float_content), "int8_tflite_bytes": converted.info.size_bytes}
+    sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
+    latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
+               "int8": measure_latency(LiteRTModel(converted.path, threads))}
+    summary = {"model": str(model_path), "data": str(data_dir), "validation": results,
+               "conversion": converted.metadata, "sizes": sizes, "latency": latency,
+               "warnings": [f.message for f in converted.warnings]}
+    write_text_atomic(out_dir / "report.md", validation_report(summary))
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def read_sidecar(model_path: Path) -> dict:
+    """The ``.tflite.json`` int8lab wrote beside a model, or {} for a model from elsewhere."""
+    sidecar = Path(f"{model_path}.json")
+    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+
+
+def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,
+                   generator, labels: list[str], warnings: list[Finding]) -> dict:
+    import tensorflow as tf
+    from importlib.metadata import version
+
+    calibration = None
+    if generator is not None:
+        files = [generator.index.describe(i) for i in generator.selected]
+        calibration = {
+            "count": len(files), "seed": generator.seed, "strategy": generator.strategy,
+            "split": generator.index.split, "data_dir": str(generator.index.root),
+            "files_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest(),
+            "skipped": [e.as_dict() for e in generator.errors],
+        }
+    return {
+        "int8lab_version": __version__,
+        "source_model": str(source.path), "source_sha256": sha256_of(source.path),
+        "mode": mode, "preprocessing": spec.as_dict(), "labels": labels,
+        "calibration": calibration, "tflite": info.as_dict(),
+        "versions": {"tensorflow": tf.__version__, "ai_edge_litert": version("ai-edge-litert"),
+                     "python": platform.python_version()},
+        "warnings": [f.message for f in warnings],
+    }
+
+
+def write_model(path: Path, content: bytes, metadata: dict) -> None:
+    """The model, then its sidecar; each appears whole or not at all."""
+    with atomic_write(path) as handle:
+        handle.write(content)
+    write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")
+
+
+def _labels(labels_file, generator) -> list[str]:
+    if labels_file:
+        return read_labels_file(labels_file)
+    return list(generator.index.class_names) if generator is not None else []
+
+
+def _calibration_split(data_dir) -> str | None:
+    """Calibrate on val/ when the data has one (validation then takes test/)."""
+    return "val" if (Path(data_dir) / "val").is_dir() else None

@@ -1,0 +1,81 @@
+"""Markdown reports generated from result dictionaries (no numbers typed by hand)."""
+
+from __future__ import annotations
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def validation_report(summary: dict) -> str:
+    """The report of ``int8lab validate`` (validation only) or ``quantize`` (with the conversion,
+    sizes and latency): every section is written from what ``summary`` holds."""
+    v = summary["validation"]
+    sizes, latency = summary.get("sizes"), summary.get("latency")
+    conversion = summary.get("conversion") or {}
+    calibration = conversion.get("calibration")
+    lines = ["# int8lab quantization report", "",
+             f"- quantized model: `{v['quantized_model']}`; reference: `{v['reference_model']}`"]
+    if conversion.get("source_sha256"):
+        lines.append(f"- source sha256 `{conversion['source_sha256'][:16]}…`, mode `{conversion['mode']}`")
+    if calibration:
+        lines.append(f"- calibrated on {calibration['count']} images of split `{calibration['split']}` "
+                     f"({calibration['strategy']}, seed {calibration['seed']})")
+    lines.append(f"- validated on {v['num_images']} images of split `{v['split']}` in `{v['data']}`")
+    if conversion.get("preprocessing"):
+        lines.append(f"- preprocessing: {_spec_line(conversion['preprocessing'])}")
+    lines += ["", "## Float vs quantized", "", "| metric | float (reference) | quantized |", "|---|---|---|",
+              f"| accuracy | {_pct(v['accuracy_reference'])} | {_pct(v['accuracy_quantized'])} |"]
+    if v.get("reference"):
+        for key, name in (("precision_macro", "precision (macro)"), ("recall_macro", "recall (macro)"),
+                          ("g_mean", "G-mean")):
+            lines.append(f"| {name} | {v['reference'][key]:.4f} | {v['quantized'][key]:.4f} |")
+    if sizes:
+        lines.append(f"| size (.tflite) | {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB | "
+                     f"{sizes['int8_tflite_bytes'] / 1024:.1f} KiB ({100 * sizes['int8_vs_fp32']:.1f}%) |")
+    if latency:
+        lines.append(f"| latency mean / p50 / p90 ({latency['fp32']['threads'] or 'default'} threads) | "
+                     f"{_latency(latency['fp32'])} | {_latency(latency['int8'])} |")
+    lines += ["", f"- top-1 agreement with the float model: **{_pct(v['top1_agreement'])}**; "
+                  f"top-5 agreement: {_pct(v['top5_agreement'])}"]
+    if v.get("accuracy_drop_points") is not None:
+        lines.append(f"- accuracy drop: **{v['accuracy_drop_points']:.2f} points**")
+    lines.append(f"- output error: mean |Δ| {v['mean_abs_output_error']:.5f}, max |Δ| "
+                 f"{v['max_abs_output_error']:.5f}, mean cosine similarity "
+                 f"{v['mean_cosine_similarity']:.5f}")
+    tflite = conversion.get("tflite")
+    if tflite:
+        lines += ["", "## The quantized model", "",
+                  f"- fully integer: **{'yes' if tflite['fully_integer'] else 'no'}**"
+                  + ("" if tflite["fully_integer"] else f" (float ops: {', '.join(tflite['float_ops'])})"),
+                  f"- input: {_io(tflite['inputs'][0])}",
+                  f"- output: {_io(tflite['outputs'][0])}",
+                  "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
+    if v.get("reference"):
+        lines += ["", "## Per class (quantized)", "", "| class | precision | recall | support |",
+                  "|---|---|---|---|"]
+        for name, scores in v["quantized"]["per_class"].items():
+            lines.append(f"| {name} | {scores['precision']:.3f} | {scores['recall']:.3f} | "
+                         f"{scores['support']} |")
+        lines += ["", f"![float confusion matrix]({v['reference']['confusion_png']})",
+                  f"![quantized confusion matrix]({v['quantized']['confusion_png']})"]
+    if summary.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    if v["skipped_files"]:
+        lines += ["", "## Skipped validation files", ""] + [
+            f"- `{s['path']}`: {s['reason']}" for s in v["skipped_files"]]
+    return "\n".join(lines) + "\n"
+
+
+def _spec_line(spec: dict) -> str:
+    return (f"{spec['input_size'][0]}x{spec['input_size'][1]}x{spec['channels']} "
+            f"{spec['layout'].upper()}, {spec['resize']}, {spec['color']}, preset {spec['preset']}")
+
+
+def _latency(stats: dict) -> str:
+    return f"{stats['mean_ms']:.3f} / {stats['p50_ms']:.3f} / {stats['p90_ms']:.3f} ms"
+
+
+def _io(tensor: dict) -> str:
+    return (f"{tensor['dtype']} {tensor['shape']}, scale {tensor['scale']:.6g}, "
+            f"zero point {tensor['zero_point']}")

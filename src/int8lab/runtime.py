@@ -1,0 +1,51 @@
+"""Run a .tflite with the LiteRT interpreter: float in, float out, whatever the model's I/O types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class LiteRTModel:
+    """Quantizes inputs and dequantizes outputs with the model's own scale and zero point."""
+
+    def __init__(self, model: bytes | str | Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
+        self.size_bytes = len(content)
+        self.threads = threads
+        self.interpreter = Interpreter(model_content=content, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.input["shape"])
+
+    def quantize_input(self, values: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self.input["dtype"])
+        if dtype.kind == "f":
+            return values.astype(dtype, copy=False)
+        scale, zero_point = self.input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def dequantize_output(self, values: np.ndarray) -> np.ndarray:
+        if np.dtype(self.output["dtype"]).kind == "f":
+            return values.astype(np.float32, copy=False)
+        scale, zero_point = self.output["quantization"]
+        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+    def invoke(self, sample_batch: np.ndarray) -> np.ndarray:
+        """One call with a batch of the model's own batch size (usually 1)."""
+        self.interpreter.set_tensor(self.input["index"], self.quantize_input(sample_batch))
+        self.interpreter.invoke()
+        return self.dequantize_output(self.interpreter.get_tensor(self.output["index"]))
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Float outputs for a float32 batch of any size (run one model-batch at a time)."""
+        step = self.input_shape[0] or 1
+        return np.concatenate([self.invoke(batch[i:i + step]) for i in range(0, len(batch), step)])
