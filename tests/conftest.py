@@ -88,3 +88,51 @@ def save_broken_files(folder: Path, photo: Image.Image) -> dict[str, Path]:
     for name, content in files.items():
         (folder / name).write_bytes(content)
     return {name: folder / name for name in files}
+
+
+FASHION_MODEL = ROOT / "examples" / "fashion" / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def fashion_model() -> Path:
+    """The shipped example: a compact CNN trained on Fashion-MNIST, 28x28x1 in [0, 1]."""
+    return FASHION_MODEL
+
+
+@pytest.fixture(scope="session")
+def fashion_opts():
+    """Calibration options that fit the example model (the rest is read from the model)."""
+    from int8lab.config import DataOptions
+
+    return DataOptions(preset="unit", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def fashion_int8(tmp_path_factory, fashion_model, fashion_dir, fashion_opts):
+    """The example model converted once to full int8 (a ConvertResult)."""
+    from int8lab.pipeline import convert_job
+
+    out = tmp_path_factory.mktemp("int8") / "model_int8.tflite"
+    return convert_job(fashion_model, fashion_dir, out, fashion_opts, "int8")
+
+
+@pytest.fixture(scope="session")
+def fashion_fp32_tflite(tmp_path_factory, fashion_model, fashion_opts) -> Path:
+    """The example model as a float .tflite (the input of the ai-edge-quantizer path)."""
+    from int8lab.pipeline import convert_job
+
+    out = tmp_path_factory.mktemp("fp32") / "model_fp32.tflite"
+    return convert_job(fashion_model, None, out, fashion_opts, "none").path
+
+
+def tiny_keras_model(extra_layer=None, input_shape=(16, 16, 3)):
+    """A small untrained conv net; ``extra_layer`` goes right after the input."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(input_shape)
+    x = extra_layer(inputs) if extra_layer is not None else inputs
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax")(x))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from int8lab.cli.options import data_options
 from int8lab.config import DataOptions
@@ -89,4 +90,4 @@ def _describe(number: int, batch: np.ndarray) -> dict:
 
 def _report_skipped(generator) -> None:
     for skipped in generator.errors:
-        err.print(f"[yellow]skipped[/yellow] {skipped.path}: {skipped.reason}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(skipped.path)}: {escape(skipped.reason)}", highlight=False)

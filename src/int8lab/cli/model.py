@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from int8lab.cli.options import data_options
 from int8lab.config import DataOptions
@@ -109,7 +110,7 @@ def quantize_command(
         typer.echo(json.dumps(summary, indent=2))
         return
     for warning in summary["warnings"]:
-        err.print(f"[yellow]warning[/yellow] {warning}")
+        err.print(f"[yellow]warning[/yellow] {escape(warning)}")
     _print_validation(summary["validation"])
     sizes, latency = summary["sizes"], summary["latency"]
     typer.echo(f"size: fp32 {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB -> int8 "
@@ -137,7 +138,7 @@ def predict_command(
         return
     for result in results:
         if "error" in result:
-            err.print(f"[yellow]skipped[/yellow] {result['image']}: {result['error']}")
+            err.print(f"[yellow]skipped[/yellow] {escape(result['image'])}: {escape(result['error'])}")
             continue
         typer.echo(result["image"] + "  " + "  ".join(f"{t['label']} {t['score']:.4f}" for t in result["top"]))
 
@@ -167,7 +168,7 @@ def _spec_or(quantized: Path, opts: DataOptions, source):
 
 def _print_warnings(findings) -> None:
     for finding in findings:
-        err.print(f"[yellow]warning[/yellow] [{finding.check}] {finding.message}")
+        err.print(f"[yellow]warning[/yellow] {escape(f'[{finding.check}] {finding.message}')}")
 
 
 def _print_validation(v: dict) -> None:

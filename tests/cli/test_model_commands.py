@@ -1,0 +1,73 @@
+"""`int8lab convert | validate | quantize | predict | snippet` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def int8lab(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)],
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, fashion_model, fashion_dir):
+    """One `int8lab quantize --json` run on the example, shared by the tests below."""
+    out = tmp_path_factory.mktemp("quantize")
+    result = int8lab("quantize", fashion_model, "--data", fashion_dir, "-o", out, "--preset", "unit",
+                     "-q", "--json")
+    return out, json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_quantize_json_is_clean_and_holds_the_figures(quantized):
+    _, summary = quantized
+    v = summary["validation"]
+    assert {"top1_agreement", "accuracy_reference", "accuracy_quantized", "num_images"} <= set(v)
+    assert v["num_images"] == 500 and v["top1_agreement"] >= 0.99
+    assert summary["latency"]["int8"]["mean_ms"] > 0
+
+
+@pytest.mark.slow
+def test_validate_on_the_quantize_output_gives_the_same_figures(quantized, fashion_model, fashion_dir, tmp_path):
+    out, summary = quantized
+    result = int8lab("validate", out / "model_int8.tflite", "--reference", fashion_model,
+                     "--data", fashion_dir, "-o", tmp_path, "-q", "--json")
+    again = json.loads(result.stdout)
+    for key in ("top1_agreement", "accuracy_reference", "accuracy_quantized", "num_images"):
+        assert again[key] == summary["validation"][key]
+    assert (tmp_path / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_convert_prints_the_verdict_and_writes_the_sidecar(tmp_path, fashion_model, fashion_dir):
+    result = int8lab("convert", fashion_model, "--data", fashion_dir, "-o", tmp_path / "m.tflite",
+                     "--quantize", "uint8", "--preset", "unit", "--num-samples", 20, "-q")
+    assert "input  uint8 [1, 28, 28, 1]" in result.stdout and "fully integer: yes" in result.stdout
+    assert "calibration-size" in result.stderr  # 20 < 100 images: warned, not refused
+    assert json.loads((tmp_path / "m.tflite.json").read_text())["mode"] == "uint8"
+
+
+def test_convert_refuses_nchw_data_for_the_nhwc_model_with_exit_2(tmp_path, fashion_model, fashion_dir):
+    result = int8lab("convert", fashion_model, "--data", fashion_dir, "-o", tmp_path / "m.tflite",
+                     "--layout", "nchw", "--preset", "unit", "-q", check=False)
+    assert result.returncode == 2 and "use --layout nhwc" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.tflite").exists()
+
+
+def test_predict_and_snippet_use_the_saved_preprocessing(quantized, fashion_dir, tmp_path):
+    out, _ = quantized
+    image = sorted((fashion_dir / "test" / "sandal").iterdir())[0]
+    shown = json.loads(int8lab("predict", out / "model_int8.tflite", image, "--top-k", 1, "--json").stdout)
+    assert shown[0]["top"][0]["label"] == "sandal"
+    int8lab("snippet", out / "model_int8.tflite", "-o", tmp_path / "infer.py")
+    run = subprocess.run([sys.executable, tmp_path / "infer.py", image, "--top-k", "1"],
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split("\t")[1].startswith("sandal:")

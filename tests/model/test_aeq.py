@@ -1,0 +1,34 @@
+"""A float .tflite quantized by ai-edge-quantizer, calibrated with int8lab's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from int8lab.errors import UsageError
+from int8lab.model.convert import convert
+from int8lab.model.source import TFLiteSource
+from int8lab.model.tflite_info import inspect_tflite
+
+
+@pytest.fixture(scope="module")
+def source(fashion_fp32_tflite):
+    return TFLiteSource(fashion_fp32_tflite)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,io_type", [("int8", "int8"), ("int16x8", "int16")])
+def test_static_recipes_give_a_fully_integer_model(source, fashion_dir, fashion_opts, mode, io_type):
+    calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), num_samples=20)
+    info = inspect_tflite(convert(source, mode, calibration))
+    assert info.fully_integer and info.inputs[0].dtype == io_type
+
+
+def test_dynamic_recipe_keeps_float_activations(source):
+    info = inspect_tflite(convert(source, "dynamic"))
+    assert not info.fully_integer and info.size_bytes < 0.4 * len(source.content)
+
+
+@pytest.mark.parametrize("mode", ["fp16", "uint8", "int8-float-io"])
+def test_modes_without_a_recipe_point_to_the_keras_path(source, mode):
+    with pytest.raises(UsageError, match="Keras/SavedModel"):
+        convert(source, mode, representative_dataset=lambda: iter(()))

@@ -1,0 +1,102 @@
+"""convert_job, validate_job and quantize_job: real conversions of the example model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from int8lab.config import DataOptions
+from int8lab.pipeline import NotFullyIntegerError, convert_job, quantize_job, validate_job
+from int8lab.predict import saved_spec
+
+
+def test_sidecar_json_describes_the_model(fashion_int8, fashion_model):
+    meta = json.loads(fashion_int8.path.with_name("model_int8.tflite.json").read_text())
+    assert meta["source_sha256"] == hashlib.sha256(fashion_model.read_bytes()).hexdigest()
+    assert meta["mode"] == "int8"
+    assert meta["tflite"]["inputs"][0]["dtype"] == "int8" and meta["tflite"]["fully_integer"] is True
+    assert meta["tflite"]["size_bytes"] == fashion_int8.path.stat().st_size
+    assert meta["tflite"]["op_histogram"]["CONV_2D"] == 5
+    assert meta["preprocessing"]["input_size"] == [28, 28] and meta["preprocessing"]["preset"] == "unit"
+    assert meta["calibration"]["count"] == 100 and meta["calibration"]["seed"] == 42
+    assert meta["calibration"]["split"] == "val" and len(meta["calibration"]["files_sha256"]) == 64
+    assert meta["labels"][:2] == ["ankle_boot", "bag"]
+    assert set(meta["versions"]) >= {"tensorflow", "ai_edge_litert", "python"}
+    assert meta["int8lab_version"]
+
+
+def test_saved_spec_is_the_calibration_spec(fashion_int8):
+    assert saved_spec(fashion_int8.path).as_dict() == fashion_int8.metadata["preprocessing"]
+
+
+def test_same_seed_gives_the_same_calibration_and_the_same_model(tmp_path, fashion_int8, fashion_model,
+                                                                 fashion_dir, fashion_opts):
+    again = convert_job(fashion_model, fashion_dir, tmp_path / "again.tflite", fashion_opts, "int8")
+    assert again.metadata["calibration"] == fashion_int8.metadata["calibration"]
+    assert again.path.read_bytes() == fashion_int8.path.read_bytes()
+
+
+def test_another_seed_draws_other_calibration_files(tmp_path, fashion_int8, fashion_model, fashion_dir):
+    other = convert_job(fashion_model, fashion_dir, tmp_path / "other.tflite",
+                        DataOptions(preset="unit", seed=7, quiet=True), "int8")
+    assert other.metadata["calibration"]["files_sha256"] != fashion_int8.metadata["calibration"]["files_sha256"]
+
+
+def test_model_left_partly_float_is_refused_and_nothing_is_written(tmp_path, photo):
+    import keras
+
+    from conftest import tiny_keras_model
+
+    tiny_keras_model(keras.layers.Lambda(keras.ops.sin)).export(tmp_path / "sin", verbose=False)
+    (tmp_path / "imgs").mkdir()
+    photo.save(tmp_path / "imgs" / "a.jpg")
+    out = tmp_path / "out"
+    with pytest.raises(NotFullyIntegerError, match="SIN"):
+        convert_job(tmp_path / "sin", tmp_path / "imgs", out / "m.tflite",
+                    DataOptions(input_size=(16, 16), quiet=True), "int8")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_failed_conversion_keeps_the_previous_model_whole(tmp_path, fashion_model, fashion_dir):
+    target = tmp_path / "m.tflite"
+    target.write_bytes(b"previous model")
+    with pytest.raises(Exception):
+        convert_job(fashion_model, fashion_dir, target, DataOptions(layout="nchw", quiet=True))
+    assert target.read_bytes() == b"previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
+
+
+def test_labels_file_names_the_classes(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    names = [f"class_{i}" for i in range(10)]
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
+    result = convert_job(fashion_model, fashion_dir, tmp_path / "m.tflite", fashion_opts, "dynamic",
+                         labels_file=tmp_path / "labels.txt")
+    assert result.metadata["labels"] == names and result.metadata["calibration"] is None
+
+
+def test_validate_job_writes_metrics_pngs_and_report(tmp_path, fashion_int8, fashion_model, fashion_dir):
+    results = validate_job(fashion_int8.path, fashion_model, fashion_dir, saved_spec(fashion_int8.path),
+                           "test", tmp_path, progress=False)
+    assert results["num_images"] == 500 and results["top1_agreement"] >= 0.99
+    assert 0.85 < results["accuracy_reference"] <= 1 and len(results["quantized"]["per_class"]) == 10
+    assert {p.name for p in tmp_path.iterdir()} == {"validation.json", "report.md",
+                                                    "confusion_reference.png", "confusion_quantized.png"}
+    assert (tmp_path / "confusion_quantized.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_quantize_meets_the_example_targets(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    """Acceptance: agreement >= 99 %, accuracy drop <= 0.5 points, size <= 40 % of fp32."""
+    summary = quantize_job(fashion_model, fashion_dir, tmp_path, fashion_opts)
+    v = summary["validation"]
+    assert v["top1_agreement"] >= 0.99
+    assert v["accuracy_drop_points"] <= 0.5
+    assert summary["sizes"]["int8_vs_fp32"] <= 0.40
+    assert summary["conversion"]["tflite"]["fully_integer"]
+    assert v["split"] == "test" and summary["conversion"]["calibration"]["split"] == "val"
+    report = (tmp_path / "report.md").read_text()
+    assert "top-1 agreement" in report and "latency" in report
+    assert {"model_int8.tflite", "model_int8.tflite.json", "model_fp32.tflite", "report.md",
+            "summary.json", "validation.json"} <= {p.name for p in tmp_path.iterdir()}
