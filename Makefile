@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The main job on the bundled example: int8 model + validation on held-out images + report.
 demo: $(STAMP)
-	$(BIN)/int8lab data inspect examples/fashion/data $(DEMO_FLAGS) --strategy stratified --num-samples 100
-	$(BIN)/int8lab data export-npy examples/fashion/data -o $(DEMO_OUT) $(DEMO_FLAGS) --num-samples 100
-	$(BIN)/int8lab data module examples/fashion/data -o $(DEMO_OUT)/representative_dataset.py $(DEMO_FLAGS) --num-samples 100
-
-DEMO_FLAGS := --input-size 28 28 --channels 1 --preset unit
+	$(BIN)/int8lab quantize examples/fashion/model.keras --data examples/fashion/data --preset unit -o $(DEMO_OUT)
+	$(BIN)/int8lab snippet $(DEMO_OUT)/model_int8.tflite -o $(DEMO_OUT)/infer.py
+	$(BIN)/python $(DEMO_OUT)/infer.py examples/fashion/data/test/sneaker/t10k_00309.png --top-k 3
+	@echo "report: $(DEMO_OUT)/report.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

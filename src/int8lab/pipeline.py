@@ -56,10 +56,7 @@ def convert_job(model_path, data_dir, output: Path, opts: DataOptions, mode: str
     generator = None
     if mode in CALIBRATED_MODES:
         generator = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-        first = next(generator.generate_batches())
-        findings += check_batch(first, spec)
-        count = generator.get_statistics()["num_samples"]
-        findings += check_calibration_size(count)
+        findings += check_batch(generator.first_batch(), spec)
         if validation_files is not None:
             chosen = [generator.index.describe(i) for i in generator.order]
             findings += check_overlap([str(Path(f).resolve()) for f in chosen],
@@ -70,6 +67,8 @@ def convert_job(model_path, data_dir, output: Path, opts: DataOptions, mode: str
     if mode in FULLY_INTEGER_MODES and not info.fully_integer:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {info.float_ops}")
     warnings += check_interface(mode, info)
+    if generator is not None:
+        warnings += check_calibration_size(len(generator.selected))
     labels = _labels(labels_file, generator)
     metadata = model_metadata(source, mode, spec, info, generator, labels, warnings)
     write_model(output, content, metadata)

@@ -14,7 +14,11 @@ def progress_enabled(progress: bool | None) -> bool:
 
 
 def track(iterable, total: int | None, description: str, enabled: bool):
-    """Yield from ``iterable`` while drawing a bar; the bar ends when the consumer stops."""
+    """Yield from ``iterable`` while drawing a bar; the bar ends when the consumer stops.
+
+    An item counts as done once it is produced, so a consumer that stops after the last one it
+    wanted leaves a full bar.
+    """
     if not enabled:
         yield from iterable
         return
@@ -23,5 +27,5 @@ def track(iterable, total: int | None, description: str, enabled: bool):
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=total)
         for item in iterable:
-            yield item
             bar.advance(task)
+            yield item

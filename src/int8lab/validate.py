@@ -40,7 +40,8 @@ def load_eval_set(data_dir, spec: PreprocessSpec, split: str | None = "test",
                   progress: bool | None = None) -> EvalSet:
     """Every valid image of the split, preprocessed exactly like calibration, in file order."""
     generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split,
-                                            spec=spec, progress=progress)
+                                            spec=spec, progress=progress,
+                                            progress_label="validation images")
     samples = sorted(generator.generate_samples(), key=lambda pair: pair[0])
     index = generator.index
     rows = [i for i, _ in samples]

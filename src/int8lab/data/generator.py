@@ -52,6 +52,7 @@ class RepresentativeDataGenerator:
         only_class: str | None = None,
         workers: int | None = None,
         progress: bool | None = None,
+        progress_label: str = "calibration images",
         spec: PreprocessSpec | None = None,
         **preprocessing,
     ):
@@ -69,6 +70,7 @@ class RepresentativeDataGenerator:
         self.only_class = only_class
         self.workers = workers
         self.show_progress = progress_enabled(progress)
+        self.progress_label = progress_label
         self.order = sampling_order(self.index, strategy, seed, only_class)
         self.errors: list[SkippedSource] = []
         self.selected: list[int] = []
@@ -84,7 +86,7 @@ class RepresentativeDataGenerator:
         self.errors, self.selected = [], []
         results = ordered_map(self._load, self.order, self.workers)
         usable = ((i, r) for i, r in results if not self._skipped(i, r))
-        stream = track(usable, wanted, "calibration images", self.show_progress)
+        stream = track(usable, wanted, self.progress_label, self.show_progress)
         try:
             for i, tensor in stream:
                 self.selected.append(i)
@@ -110,6 +112,14 @@ class RepresentativeDataGenerator:
                 batch = []
         if batch:
             yield np.stack(batch)
+
+    def first_batch(self) -> np.ndarray:
+        """The first batch, drawn quietly: what pre-flight checks look at before converting."""
+        shown, self.show_progress = self.show_progress, False
+        try:
+            return next(self.generate_batches())
+        finally:
+            self.show_progress = shown
 
     def generate_tflite_batches(self):
         """Yield ``[batch]``: what ``TFLiteConverter.representative_dataset`` expects.
