@@ -1,24 +1,67 @@
-"""Latency of a .tflite through the LiteRT interpreter: warm-up, then timed runs."""
+"""Size, parameters and latency of .tflite models through the LiteRT interpreter.
+
+Several models are measured in one process, interleaved round by round, so a busy neighbour or a
+CPU frequency change hurts them alike and the ratios stay fair.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from int8lab.runtime import LiteRTModel
 
 
+def latency_sample(model: LiteRTModel, seed: int = 0) -> np.ndarray:
+    """A float input of the model's shape with values in [0, 1]: like real pixels, unlike zeros
+    (which some kernels take faster)."""
+    return np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
+
+
+def summarise(times_ms: list[float], warmup: int, threads: int | None) -> dict:
+    return {"mean_ms": float(np.mean(times_ms)), "p50_ms": float(np.percentile(times_ms, 50)),
+            "p90_ms": float(np.percentile(times_ms, 90)), "runs": len(times_ms), "warmup": warmup,
+            "threads": threads}
+
+
 def measure_latency(model: LiteRTModel, runs: int = 50, warmup: int = 5) -> dict:
-    """Milliseconds per invoke on a zero input of the model's own shape."""
-    sample = np.zeros(model.input_shape, dtype=np.float32)
-    for _ in range(warmup):
-        model.invoke(sample)
-    times = []
+    """Milliseconds per invoke (input quantization included, as on a device)."""
+    return bench_latencies([model], runs, warmup)[0]
+
+
+def bench_latencies(models: list[LiteRTModel], runs: int = 50, warmup: int = 5) -> list[dict]:
+    """Latency of each model, measured in interleaved rounds of one invoke per model."""
+    samples = [latency_sample(m) for m in models]
+    for model, sample in zip(models, samples):
+        for _ in range(warmup):
+            model.invoke(sample)
+    times: list[list[float]] = [[] for _ in models]
     for _ in range(runs):
-        start = time.perf_counter()
-        model.invoke(sample)
-        times.append((time.perf_counter() - start) * 1000)
-    return {"mean_ms": float(np.mean(times)), "p50_ms": float(np.percentile(times, 50)),
-            "p90_ms": float(np.percentile(times, 90)), "runs": runs, "warmup": warmup,
-            "threads": model.threads}
+        for k, (model, sample) in enumerate(zip(models, samples)):
+            start = time.perf_counter()
+            model.invoke(sample)
+            times[k].append((time.perf_counter() - start) * 1000)
+    return [summarise(t, warmup, m.threads) for t, m in zip(times, models)]
+
+
+def bench_models(paths: list[Path], threads: int | None = None, runs: int = 100,
+                 warmup: int = 10) -> list[dict]:
+    """One row per model: size, parameters, I/O type, latency, and ratios to the first model."""
+    from int8lab.model.tflite_info import inspect_tflite
+
+    contents = [Path(p).read_bytes() for p in paths]
+    models = [LiteRTModel(c, threads) for c in contents]
+    latencies = bench_latencies(models, runs, warmup)
+    rows = []
+    for path, content, latency in zip(paths, contents, latencies):
+        info = inspect_tflite(content)
+        rows.append({"model": str(path), "size_bytes": len(content),
+                     "parameters": info.parameter_count, "input_dtype": info.inputs[0].dtype,
+                     "fully_integer": info.fully_integer, "latency": latency})
+    base = rows[0]
+    for row in rows:
+        row["size_vs_first"] = row["size_bytes"] / base["size_bytes"]
+        row["speedup_vs_first"] = base["latency"]["mean_ms"] / row["latency"]["mean_ms"]
+    return rows

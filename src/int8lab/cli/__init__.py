@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 import typer  # noqa: E402
 
-from int8lab.cli import model  # noqa: E402
+from int8lab.cli import lab, model  # noqa: E402
 from int8lab.cli.data import data_app  # noqa: E402
 from int8lab.errors import Int8labError  # noqa: E402
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 model.register(app)
+lab.register(app)
 
 
 @app.callback()

@@ -30,6 +30,7 @@ class TFLiteInfo:
     outputs: list[TensorInfo]
     op_histogram: dict[str, int]
     float_ops: list[str]  # "OPNAME (tensor)" for every non-boundary op touching a float tensor
+    parameter_count: int = 0  # elements of the constant tensors (weights and biases)
 
     @property
     def fully_integer(self) -> bool:
@@ -59,7 +60,8 @@ def inspect_tflite(model_content: bytes) -> TFLiteInfo:
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     histogram: Counter[str] = Counter()
     float_ops = []
-    for op in interpreter._get_ops_details():  # the only API that lists ops and their tensors
+    ops = interpreter._get_ops_details()  # the only API that lists ops and their tensors
+    for op in ops:
         histogram[op["op_name"]] += 1
         if op["op_name"] in BOUNDARY_OPS:
             continue
@@ -73,4 +75,13 @@ def inspect_tflite(model_content: bytes) -> TFLiteInfo:
         outputs=[_tensor_info(d) for d in interpreter.get_output_details()],
         op_histogram=dict(sorted(histogram.items())),
         float_ops=float_ops,
+        parameter_count=_parameter_count(interpreter, ops, tensors),
     )
+
+
+def _parameter_count(interpreter, ops, tensors) -> int:
+    """Elements of the tensors that ops read but no op writes and the caller does not feed."""
+    produced = {i for op in ops for i in op["outputs"]}
+    fed = {d["index"] for d in interpreter.get_input_details()}
+    constants = {i for op in ops for i in op["inputs"] if i >= 0 and i not in produced | fed}
+    return int(sum(np.prod(tensors[i]["shape"]) for i in constants if i in tensors))

@@ -9,12 +9,53 @@ import numpy as np
 from int8lab.atomic import atomic_write
 
 
-def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def calibration_size_png(rows: list[dict], metric: str, path: Path) -> Path:
+    """Mean metric (with the spread over seeds as error bars) against calibration size, per
+    strategy, with the float models as reference lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for strategy, marker in (("random", "o"), ("stratified", "s")):
+        points = sorted((r for r in rows if r["mode"] == "int8" and r["strategy"] == strategy),
+                        key=lambda r: r["size"])
+        if points:
+            ax.errorbar([r["size"] for r in points], [100 * r[metric] for r in points],
+                        yerr=[100 * r[f"{metric}_std"] for r in points], marker=marker, capsize=3,
+                        label=f"int8, {strategy}")
+    for row in rows:
+        if row["strategy"] == "single-class":
+            ax.errorbar([row["size"]], [100 * row[metric]], marker="x", linestyle="none", color="red",
+                        markersize=9, label="int8, one class only")
+        if row["group"] in ("native", "fp32"):
+            ax.axhline(100 * row[metric], linestyle="--" if row["group"] == "native" else ":",
+                       color="gray" if row["group"] == "native" else "black", label=row["group"])
+    ax.set_xscale("log")
+    ax.set_xlabel("calibration images")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
+    ax.set_title(f"{metric.replace('_', ' ')} vs calibration size")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
+    plt = _pyplot()
     matrix = np.asarray(matrix)
     size = max(4.0, 0.55 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
@@ -28,8 +69,4 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str,
     for (row, col), value in np.ndenumerate(matrix):
         ax.text(col, row, str(value), ha="center", va="center", fontsize=8,
                 color="white" if value > threshold else "black")
-    fig.tight_layout()
-    with atomic_write(path) as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -1,0 +1,80 @@
+"""`int8lab bench` and `int8lab experiment`: the quantization lab."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from int8lab.cli.options import data_options
+from int8lab.config import DataOptions
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)
+    app.command("experiment")(experiment_command)
+
+
+def bench_command(
+    models: list[Path] = typer.Argument(..., help=".tflite files; the first is the baseline of the ratios."),
+    threads: int = typer.Option(None, "--threads", help="LiteRT interpreter threads (default: its own)."),
+    runs: int = typer.Option(100, "--runs", help="Timed invokes per model."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed invokes first."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+):
+    """Size, parameters and latency of several models, side by side in one process."""
+    from int8lab.benchmark import bench_models
+
+    rows = bench_models(models, threads, runs, warmup)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"LiteRT latency ({runs} runs after {warmup} warm-up, threads {threads or 'default'})",
+                  title_justify="left")
+    for column in ("model", "size KiB", "size ratio", "params", "input", "fully int",
+                   "mean ms", "p50 ms", "p90 ms", "speed-up"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        lat = row["latency"]
+        table.add_row(row["model"], f"{row['size_bytes'] / 1024:.1f}", f"{row['size_vs_first']:.3f}",
+                      str(row["parameters"]), row["input_dtype"], "yes" if row["fully_integer"] else "no",
+                      f"{lat['mean_ms']:.3f}", f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}",
+                      f"{row['speedup_vs_first']:.2f}x")
+    Console().print(table)
+
+
+@data_options
+def experiment_command(
+    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel folder, or float .tflite."),
+    data: Path = typer.Option(..., "--data", help="DIR with the calibration and evaluation splits."),
+    output: Path = typer.Option(..., "-o", "--output", help="Experiment folder (rerun to resume)."),
+    calib_sizes: str = typer.Option("10,50,100,300", "--calib-sizes",
+                                    help="Calibration sizes: counts, or fractions of the split (0.1,0.5)."),
+    repeats: int = typer.Option(3, "--repeats", help="Seeds per calibration size."),
+    imbalanced_class: str = typer.Option(None, "--imbalanced-class",
+                                         help="Class of the single-class calibration (default: the first)."),
+    calibration_split: str = typer.Option("val", "--calibration-split"),
+    eval_split: str = typer.Option("test", "--eval-split"),
+    eval_workers: int = typer.Option(1, "--eval-workers",
+                                     help="Processes that build and evaluate variants in parallel."),
+    labels: Path = typer.Option(None, "--labels", help="Class names, one a line, in index order."),
+    *,
+    opts: DataOptions,
+):
+    """Native vs fp32/fp16/dynamic/int16x8 vs int8 at several calibration sizes, seeds and
+    strategies, and int8 calibrated on one class: metrics.md, summary.md, plots."""
+    from int8lab.experiment import ExperimentConfig, run_experiment
+    from int8lab.report.experiment import write_report
+    from int8lab.validate import read_labels_file
+
+    config = ExperimentConfig(calib_sizes, repeats, imbalanced_class, calibration_split, eval_split,
+                              eval_workers)
+    results = run_experiment(model, data, output, opts, config, read_labels_file(labels) if labels else None)
+    files = write_report(results, output)
+    if results["resumed"]:
+        typer.echo(f"resumed: {results['resumed']} variants were already built")
+    typer.echo((output / "summary.md").read_text())
+    typer.echo("wrote " + ", ".join(str(p) for p in files.values()))

@@ -1,0 +1,331 @@
+"""The quantization lab: many conversions of one model, compared on the same held-out images.
+
+A run decodes every calibration and validation image once (cached under ``OUT/cache``), then
+builds, evaluates and saves each variant under ``OUT/variants/NAME``. A variant whose
+``metrics.json`` exists is not redone, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from int8lab.atomic import atomic_write, write_text_atomic
+from int8lab.checks import check_double_normalisation, check_layout, raise_on_errors
+from int8lab.config import DataOptions
+from int8lab.data.discovery import DatasetIndex, discover
+from int8lab.data.generator import RepresentativeDataGenerator
+from int8lab.data.loader import SkippedSource
+from int8lab.data.sampling import sampling_order
+from int8lab.errors import UsageError
+from int8lab.evaluate import agreement_metrics, labelled_metrics
+from int8lab.model.convert import CALIBRATED_MODES
+from int8lab.preprocess import PreprocessSpec
+from int8lab.progress import progress_enabled, track
+from int8lab.validate import EvalSet
+
+FLOAT_MODES = ("none", "fp16", "dynamic")
+DEFAULT_SIZES = "10,50,100,300"
+SINGLE_CLASS = "single-class"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model to build: a mode, and for calibrated modes how its calibration set is drawn."""
+
+    name: str
+    mode: str
+    strategy: str | None = None  # random | stratified | single-class
+    size: int | None = None
+    seed: int | None = None
+    only_class: str | None = None
+
+    @property
+    def group(self) -> str:
+        """Variants that differ only by seed share a group (mean ± std in the report)."""
+        return self.name.rsplit("_s", 1)[0] if self.seed is not None else self.name
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    calib_sizes: str = DEFAULT_SIZES  # counts, or fractions (0.1,0.5) of the calibration split
+    repeats: int = 3
+    imbalanced_class: str | None = None  # default: the first class
+    calibration_split: str = "val"
+    eval_split: str = "test"
+    workers: int = 1
+    latency_runs: int = 50
+
+
+@dataclass
+class CalibrationPool:
+    """Every valid calibration image, decoded once; draws follow the generator's seeded orders."""
+
+    index: DatasetIndex
+    tensors: np.ndarray  # one row per valid source, in source order
+    rows: dict[int, int]  # source index -> row of ``tensors``
+
+    def draw(self, strategy: str, seed: int, size: int, only_class: str | None = None) -> list[int]:
+        """Source indices of a calibration set, exactly as RepresentativeDataGenerator picks them."""
+        order = sampling_order(self.index, strategy, seed, only_class)
+        return [i for i in order if i in self.rows][:size]
+
+
+@dataclass
+class Calibration:
+    """A drawn calibration set, usable as ``converter.representative_dataset``; it carries what
+    the model's sidecar records (index, selected, seed, strategy)."""
+
+    pool_tensors: np.ndarray
+    rows: list[int]
+    index: DatasetIndex
+    selected: list[int]
+    seed: int
+    strategy: str
+    errors: list = field(default_factory=list)
+    show_progress: bool = False
+
+    def __call__(self):
+        for row in self.rows:
+            yield [self.pool_tensors[row][np.newaxis]]
+
+
+def parse_sizes(text: str, available: int) -> list[int]:
+    """``10,50,100`` (counts) or ``0.1,0.5`` (fractions of the split); clipped, deduplicated."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UsageError(f"--calib-sizes takes numbers separated by commas, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise UsageError(f"--calib-sizes must be positive, got {text!r}")
+    fractions = all(v <= 1 and "." in part for v, part in zip(values, text.split(",")))
+    counts = [max(1, round(v * available)) if fractions else int(v) for v in values]
+    return sorted({min(c, available) for c in counts})
+
+
+def build_grid(sizes: list[int], repeats: int, seed: int, single_class: str, class_size: int,
+               stratified: bool) -> list[Variant]:
+    """The default lab: float modes, int16x8, int8 per size x seed (random, stratified), and
+    int8 calibrated on one class only."""
+    largest = max(sizes)
+    grid = [Variant("fp32" if m == "none" else m, m) for m in FLOAT_MODES]
+    grid.append(Variant("int16x8", "int16x8", "random", min(100, largest), seed))
+    strategies = ("random", "stratified") if stratified else ("random",)
+    for strategy in strategies:
+        for size in sizes:
+            for r in range(repeats):
+                grid.append(Variant(f"int8_{strategy}_n{size}_s{seed + r}", "int8", strategy, size, seed + r))
+    if single_class:
+        size = min(largest, class_size)
+        grid.append(Variant(f"int8_only-{single_class}_n{size}", "int8", SINGLE_CLASS, size, seed,
+                            single_class))
+    return grid
+
+
+def fingerprint(model_path: Path, spec: PreprocessSpec, opts: DataOptions, config: ExperimentConfig,
+                data_dir: Path) -> str:
+    """What decides the results: a resumed run must match it."""
+    from int8lab.model.source import sha256_of
+
+    settings = {"model": sha256_of(model_path), "spec": spec.as_dict(), "data": str(Path(data_dir).resolve()),
+                "seed": opts.seed, "dataset_type": opts.dataset_type, "config": asdict(config)}
+    settings["config"].pop("workers")
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
+            config: ExperimentConfig, labels: list[str] | None = None):
+    """Checks, then the calibration pool, evaluation set and native outputs: decoded and run
+    once, kept in ``OUT/cache`` for worker processes and resumed runs."""
+    from int8lab.model.source import load_model_source
+
+    source = load_model_source(model_path)
+    spec = opts.spec(source.input)
+    raise_on_errors(check_layout(source.input, spec)
+                    + check_double_normalisation(source.normalising_layers(), spec))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = fingerprint(model_path, spec, opts, config, data_dir)
+    saved = out_dir / "experiment.json"
+    if saved.is_file() and json.loads(saved.read_text())["fingerprint"] != stamp:
+        raise UsageError(f"{out_dir} holds an experiment with other settings (model, data, "
+                         f"preprocessing or grid); use another -o, or delete it to start again")
+    write_text_atomic(saved, json.dumps({"fingerprint": stamp, "model": str(model_path),
+                                         "data": str(data_dir), "spec": spec.as_dict(),
+                                         "config": asdict(config), "seed": opts.seed}, indent=2) + "\n")
+    cache = out_dir / "cache"
+    index = discover(data_dir, opts.dataset_type, config.calibration_split)
+    if not (cache / "cache.json").is_file():
+        _fill_cache(cache, source, spec, data_dir, opts, config, labels)
+    meta = json.loads((cache / "cache.json").read_text())
+    pool = CalibrationPool(index, np.load(cache / "calibration.npy"),
+                           {i: row for row, i in enumerate(meta["pool_sources"])})
+    labels_file = cache / "eval_labels.npy"
+    eval_set = EvalSet(np.load(cache / "eval.npy"), np.load(labels_file) if labels_file.is_file() else None,
+                       meta["class_names"], meta["eval_files"],
+                       [SkippedSource(**s) for s in meta["eval_skipped"]])
+    return source, spec, pool, eval_set, np.load(cache / "native_outputs.npy")
+
+
+def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts: DataOptions,
+                config: ExperimentConfig, labels: list[str] | None) -> None:
+    from int8lab.validate import load_eval_set, predict_all
+
+    progress = not opts.quiet
+    generator = RepresentativeDataGenerator(data_dir, opts.dataset_type, num_samples=None,
+                                            split=config.calibration_split, spec=spec,
+                                            progress=progress, workers=opts.workers)
+    samples = sorted(generator.generate_samples(), key=lambda pair: pair[0])
+    eval_set = load_eval_set(data_dir, spec, config.eval_split, labels, opts.dataset_type, progress)
+    if set(eval_set.files) & {generator.index.describe(i) for i, _ in samples}:
+        raise UsageError("the calibration and evaluation splits share images; give distinct splits")
+    native = predict_all(source, eval_set.tensors, "native model", progress)
+    arrays = {"calibration.npy": np.stack([t for _, t in samples]), "eval.npy": eval_set.tensors,
+              "native_outputs.npy": native}
+    if eval_set.labels is not None:
+        arrays["eval_labels.npy"] = eval_set.labels
+    for name, array in arrays.items():
+        with atomic_write(cache / name) as handle:
+            np.save(handle, array)
+    write_text_atomic(cache / "cache.json", json.dumps({
+        "pool_sources": [i for i, _ in samples], "class_names": list(eval_set.class_names),
+        "eval_files": list(eval_set.files), "eval_skipped": [e.as_dict() for e in eval_set.skipped],
+        "calibration_skipped": [e.as_dict() for e in generator.errors]}, indent=2) + "\n")
+
+
+def evaluate_variant(variant: Variant, content: bytes, eval_set, native: np.ndarray,
+                     out_dir: Path) -> dict:
+    """Metrics of one built variant against the native model's outputs and the labels."""
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.report.plots import confusion_matrix_png
+    from int8lab.runtime import LiteRTModel
+    from int8lab.validate import predict_all
+
+    outputs = predict_all(LiteRTModel(content), eval_set.tensors, variant.name, False)
+    info = inspect_tflite(content)
+    metrics = {"variant": asdict(variant), "group": variant.group, "size_bytes": len(content),
+               "parameters": info.parameter_count, "fully_integer": info.fully_integer,
+               "input_dtype": info.inputs[0].dtype, **agreement_metrics(native, outputs)}
+    if eval_set.labels is not None:
+        labelled = labelled_metrics(eval_set.labels, outputs, eval_set.class_names)
+        metrics.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
+        confusion_matrix_png(np.array(labelled["confusion_matrix"]), eval_set.class_names,
+                             variant.name, out_dir / "confusion.png")
+    return metrics
+
+
+def build_variant(variant: Variant, source, spec: PreprocessSpec, pool: CalibrationPool, eval_set,
+                  native: np.ndarray, out_dir: Path, labels: list[str]) -> dict:
+    """Convert, save (model + sidecar, so `int8lab validate` can rerun it), evaluate."""
+    from int8lab.model.convert import convert
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.pipeline import model_metadata, write_model
+
+    calibration = None
+    if variant.mode in CALIBRATED_MODES:
+        strategy = "random" if variant.strategy == SINGLE_CLASS else variant.strategy
+        selected = pool.draw(strategy, variant.seed, variant.size, variant.only_class)
+        calibration = Calibration(pool.tensors, [pool.rows[i] for i in selected], pool.index,
+                                  selected, variant.seed, variant.strategy)
+    content = convert(source, variant.mode, calibration)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_model(out_dir / "model.tflite", content,
+                model_metadata(source, variant.mode, spec, inspect_tflite(content), calibration, labels, []))
+    metrics = evaluate_variant(variant, content, eval_set, native, out_dir)
+    metrics["calibration_count"] = len(calibration.selected) if calibration else 0
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+_WORKER_STATE: dict = {}
+
+
+def _worker_init(model_path, data_dir, out_dir, opts, config, labels):
+    _WORKER_STATE["prepared"] = prepare(model_path, data_dir, out_dir, opts, config, labels)
+    _WORKER_STATE["out_dir"] = out_dir
+
+
+def _worker_build(variant: Variant) -> dict:
+    source, spec, pool, eval_set, native = _WORKER_STATE["prepared"]
+    out_dir = _WORKER_STATE["out_dir"]
+    return build_variant(variant, source, spec, pool, eval_set, native,
+                         out_dir / "variants" / variant.name, list(eval_set.class_names))
+
+
+def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: ExperimentConfig,
+                   labels: list[str] | None = None) -> dict:
+    """Build every variant not built yet, measure latency, and return all the results."""
+    from int8lab.benchmark import bench_latencies
+    from int8lab.runtime import LiteRTModel
+
+    model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    source, spec, pool, eval_set, native = prepare(model_path, data_dir, out_dir, opts, config, labels)
+    class_names = list(eval_set.class_names)
+    single = config.imbalanced_class or (pool.index.class_names[0] if pool.index.class_names else None)
+    if single and single not in pool.index.class_names:
+        raise UsageError(f"--imbalanced-class {single!r} is not a class here: {list(pool.index.class_names)}")
+    class_size = sum(1 for i in pool.rows if pool.index.labels[i] == pool.index.class_names.index(single)) \
+        if single else 0
+    sizes = parse_sizes(config.calib_sizes, len(pool.rows))
+    grid = build_grid(sizes, config.repeats, opts.seed, single, class_size, bool(pool.index.class_names))
+    variants_dir = out_dir / "variants"
+    todo = [v for v in grid if not (variants_dir / v.name / "metrics.json").is_file()]
+    progress = progress_enabled(not opts.quiet)
+    if config.workers > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+        with ProcessPoolExecutor(config.workers, context, initializer=_worker_init,
+                                 initargs=(model_path, data_dir, out_dir,
+                                           DataOptions(**{**asdict(opts), "quiet": True}), config,
+                                           labels)) as executor:
+            for _ in track(executor.map(_worker_build, todo), len(todo), "variants", progress):
+                pass
+    else:
+        for variant in track(todo, len(todo), "variants", progress):
+            build_variant(variant, source, spec, pool, eval_set, native,
+                          variants_dir / variant.name, class_names)
+    results = [json.loads((variants_dir / v.name / "metrics.json").read_text()) for v in grid]
+    models = [LiteRTModel(variants_dir / v.name / "model.tflite") for v in grid]
+    for row, latency in zip(results, bench_latencies(models, config.latency_runs)):
+        row["latency"] = latency
+    native_row = native_metrics(source, eval_set, native, config.latency_runs)
+    return {"model": str(model_path), "data": str(data_dir), "spec": spec.as_dict(),
+            "calibration_split": config.calibration_split, "eval_split": config.eval_split,
+            "calibration_pool": len(pool.rows), "eval_images": len(eval_set.tensors),
+            "sizes": sizes, "repeats": config.repeats, "single_class": single,
+            "class_names": class_names, "native": native_row, "variants": results,
+            "resumed": len(grid) - len(todo)}
+
+
+def native_metrics(source, eval_set, native: np.ndarray, runs: int) -> dict:
+    """The float model as trained, run by TensorFlow: the reference every variant is held to."""
+    import time
+
+    from int8lab.benchmark import summarise
+
+    row = {"variant": {"name": "native", "mode": "native"}, "group": "native",
+           "size_bytes": _size_on_disk(source.path), **agreement_metrics(native, native)}
+    if hasattr(source, "model") and hasattr(source.model, "count_params"):
+        row["parameters"] = int(source.model.count_params())
+    if eval_set.labels is not None:
+        labelled = labelled_metrics(eval_set.labels, native, eval_set.class_names)
+        row.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
+    sample = eval_set.tensors[:1]
+    for _ in range(3):
+        source.predict(sample)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        source.predict(sample)
+        times.append((time.perf_counter() - start) * 1000)
+    row["latency"] = summarise(times, 3, None)
+    return row
+
+
+def _size_on_disk(path: Path) -> int:
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size

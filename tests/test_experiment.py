@@ -1,0 +1,108 @@
+"""The lab on the real example model: a small grid, its files, its resume, its draws."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from int8lab.config import DataOptions
+from int8lab.errors import UsageError
+from int8lab.experiment import ExperimentConfig, build_grid, parse_sizes, prepare, run_experiment
+from int8lab.report.experiment import write_report
+
+SMALL = ExperimentConfig(calib_sizes="5,20", repeats=2, imbalanced_class="bag", latency_runs=5)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, fashion_model, fashion_dir, fashion_opts):
+    out = tmp_path_factory.mktemp("lab")
+    results = run_experiment(fashion_model, fashion_dir, out, fashion_opts, SMALL)
+    write_report(results, out)
+    return out, results
+
+
+def test_sizes_are_counts_or_fractions_of_the_split():
+    assert parse_sizes("10,50,100,300", 120) == [10, 50, 100, 120]
+    assert parse_sizes("0.1,0.5", 300) == [30, 150]
+    with pytest.raises(UsageError, match="--calib-sizes"):
+        parse_sizes("ten", 100)
+
+
+def test_grid_holds_float_modes_sweeps_and_the_single_class_variant():
+    names = [v.name for v in build_grid([5, 20], 2, 42, "bag", 30, stratified=True)]
+    assert names[:4] == ["fp32", "fp16", "dynamic", "int16x8"]
+    assert "int8_random_n5_s43" in names and "int8_stratified_n20_s42" in names
+    assert names[-1] == "int8_only-bag_n20" and len(names) == 4 + 2 * 2 * 2 + 1
+
+
+@pytest.mark.slow
+def test_run_writes_every_variant_and_the_report(lab):
+    out, results = lab
+    assert len(results["variants"]) == 13 and results["resumed"] == 0
+    for row in results["variants"]:
+        folder = out / "variants" / row["variant"]["name"]
+        assert {"model.tflite", "model.tflite.json", "metrics.json", "confusion.png"} <= {
+            p.name for p in folder.iterdir()}
+    assert {"metrics.md", "summary.md", "results.json", "accuracy_vs_calibration_size.png"} <= {
+        p.name for p in out.iterdir()}
+    metrics = (out / "metrics.md").read_text()
+    assert "int8 random n=5 | 2 |" in metrics and "int8, one class only (n=20)" in metrics
+
+
+@pytest.mark.slow
+def test_summary_answers_the_lab_questions(lab):
+    summary = (lab[0] / "summary.md").read_text()
+    for question in ("fp32 vs native", "Best int8 vs fp32", "Calibration size (random)",
+                     "Single-class calibration", "Size."):
+        assert question in summary
+
+
+@pytest.mark.slow
+def test_variant_figures_match_a_separate_validate(lab, fashion_model, fashion_dir, tmp_path):
+    from int8lab.pipeline import validate_job
+    from int8lab.predict import saved_spec
+
+    out, results = lab
+    row = next(r for r in results["variants"] if r["variant"]["name"] == "int8_random_n20_s42")
+    model = out / "variants" / "int8_random_n20_s42" / "model.tflite"
+    checked = validate_job(model, fashion_model, fashion_dir, saved_spec(model), "test", tmp_path, progress=False)
+    assert checked["top1_agreement"] == row["top1_agreement"]
+    assert checked["accuracy_quantized"] == row["accuracy"]
+    assert checked["quantized"]["g_mean"] == row["g_mean"]
+
+
+@pytest.mark.slow
+def test_rerun_resumes_and_rebuilds_only_what_is_missing(lab, fashion_model, fashion_dir, fashion_opts):
+    out, first = lab
+    (out / "variants" / "fp16" / "metrics.json").unlink()
+    again = run_experiment(fashion_model, fashion_dir, out, fashion_opts, SMALL)
+    assert again["resumed"] == len(first["variants"]) - 1
+    before = {r["variant"]["name"]: r["accuracy"] for r in first["variants"]}
+    assert {r["variant"]["name"]: r["accuracy"] for r in again["variants"]} == before
+
+
+@pytest.mark.slow
+def test_resume_with_other_settings_is_refused(lab, fashion_model, fashion_dir, fashion_opts):
+    with pytest.raises(UsageError, match="other settings"):
+        run_experiment(fashion_model, fashion_dir, lab[0], fashion_opts, replace(SMALL, repeats=3))
+
+
+@pytest.mark.slow
+def test_single_class_calibration_draws_that_class_only(lab):
+    meta = json.loads((lab[0] / "variants" / "int8_only-bag_n20" / "model.tflite.json").read_text())
+    assert meta["calibration"]["count"] == 20 and meta["calibration"]["strategy"] == "single-class"
+
+
+def test_pool_draws_what_the_generator_draws(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    from int8lab.data.generator import RepresentativeDataGenerator
+
+    _, spec, pool, _, _ = prepare(fashion_model, fashion_dir, tmp_path, fashion_opts, SMALL)
+    generator = RepresentativeDataGenerator(fashion_dir, num_samples=12, split="val", seed=3,
+                                            strategy="stratified", spec=spec, progress=False)
+    expected = np.concatenate(list(generator.generate_batches()))
+    drawn = pool.draw("stratified", 3, 12)
+    assert drawn == generator.selected
+    assert np.array_equal(pool.tensors[[pool.rows[i] for i in drawn]], expected)
