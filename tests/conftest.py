@@ -136,3 +136,41 @@ def tiny_keras_model(extra_layer=None, input_shape=(16, 16, 3)):
     x = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
     x = layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+
+
+TORCH_MODEL = ROOT / "examples" / "fashion" / "model_torch.pth"
+TORCH_ARCH = f"{ROOT / 'examples' / 'fashion' / 'fashion_torch.py'}:build_model"
+
+
+@pytest.fixture(scope="session")
+def torch_options():
+    """How to load the shipped PyTorch example (a state dict): its factory and input size."""
+    from int8lab.model.source import ModelOptions
+
+    return ModelOptions(arch=TORCH_ARCH, input_size=(28, 28))
+
+
+@pytest.fixture(scope="session")
+def torch_module(torch_options):
+    """The PyTorch example as an nn.Module, for exporting it in other formats."""
+    from int8lab.model.torch_source import TorchSource
+
+    return TorchSource(TORCH_MODEL, torch_options).module
+
+
+@pytest.fixture(scope="session")
+def torch_pt2(tmp_path_factory, torch_module) -> Path:
+    import torch
+
+    path = tmp_path_factory.mktemp("pt2") / "model.pt2"
+    torch.export.save(torch.export.export(torch_module, (torch.zeros(1, 1, 28, 28),)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def torch_onnx(tmp_path_factory, torch_options) -> Path:
+    """The PyTorch example exported to ONNX by int8lab's own --onnx path."""
+    from int8lab.model.torch_source import TorchSource
+
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    return TorchSource(TORCH_MODEL, torch_options).export_onnx(path)

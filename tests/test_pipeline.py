@@ -100,3 +100,38 @@ def test_quantize_meets_the_example_targets(tmp_path, fashion_model, fashion_dir
     assert "top-1 agreement" in report and "latency" in report
     assert {"model_int8.tflite", "model_int8.tflite.json", "model_fp32.tflite", "report.md",
             "summary.json", "validation.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.slow
+def test_pytorch_state_dict_meets_the_targets_and_writes_onnx(tmp_path, torch_options, fashion_dir, fashion_opts):
+    """Issue acceptance: fully integer, agreement >= 99 %, accuracy drop <= 1 point."""
+    from conftest import TORCH_MODEL
+    from int8lab.model.source import load_model_source
+
+    summary = quantize_job(load_model_source(TORCH_MODEL, torch_options), fashion_dir, tmp_path,
+                           fashion_opts, onnx=True)
+    v = summary["validation"]
+    assert summary["conversion"]["tflite"]["fully_integer"]
+    assert v["top1_agreement"] >= 0.99 and v["accuracy_drop_points"] <= 1.0
+    assert summary["conversion"]["backend"] == "litert-torch + ai-edge-quantizer"
+    assert (tmp_path / "model.onnx").stat().st_size > 100_000
+
+
+@pytest.mark.slow
+def test_onnx_model_meets_the_targets(tmp_path, torch_onnx, fashion_dir, fashion_opts):
+    summary = quantize_job(torch_onnx, fashion_dir, tmp_path, fashion_opts)
+    v = summary["validation"]
+    assert summary["conversion"]["tflite"]["fully_integer"]
+    assert v["top1_agreement"] >= 0.99 and v["accuracy_drop_points"] <= 1.0
+
+
+@pytest.mark.slow
+def test_keras_model_through_the_aeq_backend(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    from int8lab.model.source import ModelOptions, load_model_source
+
+    source = load_model_source(fashion_model, ModelOptions(backend="aeq"))
+    result = convert_job(source, fashion_dir, tmp_path / "m.tflite", fashion_opts, "int8")
+    assert result.info.fully_integer and result.metadata["backend"].endswith("ai-edge-quantizer")
+    checked = validate_job(result.path, fashion_model, fashion_dir, saved_spec(result.path), "test",
+                           tmp_path / "v", progress=False)
+    assert checked["top1_agreement"] >= 0.99

@@ -25,7 +25,8 @@ from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
 from int8lab.errors import UsageError
 from int8lab.evaluate import agreement_metrics, labelled_metrics
-from int8lab.model.convert import CALIBRATED_MODES
+from int8lab.model.convert import CALIBRATED_MODES, MODES, available_modes
+from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
 from int8lab.validate import EvalSet
@@ -110,11 +111,11 @@ def parse_sizes(text: str, available: int) -> list[int]:
 
 
 def build_grid(sizes: list[int], repeats: int, seed: int, single_class: str, class_size: int,
-               stratified: bool) -> list[Variant]:
+               stratified: bool, modes: tuple[str, ...] = MODES) -> list[Variant]:
     """The default lab: float modes, int16x8, int8 per size x seed (random, stratified), and
-    int8 calibrated on one class only."""
+    int8 calibrated on one class only; ``modes`` are those the source's backend offers."""
     largest = max(sizes)
-    grid = [Variant("fp32" if m == "none" else m, m) for m in FLOAT_MODES]
+    grid = [Variant("fp32" if m == "none" else m, m) for m in FLOAT_MODES if m in modes]
     grid.append(Variant("int16x8", "int16x8", "random", min(100, largest), seed))
     strategies = ("random", "stratified") if stratified else ("random",)
     for strategy in strategies:
@@ -140,12 +141,11 @@ def fingerprint(model_path: Path, spec: PreprocessSpec, opts: DataOptions, confi
 
 
 def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
-            config: ExperimentConfig, labels: list[str] | None = None):
+            config: ExperimentConfig, labels: list[str] | None = None,
+            model_options: ModelOptions | None = None):
     """Checks, then the calibration pool, evaluation set and native outputs: decoded and run
     once, kept in ``OUT/cache`` for worker processes and resumed runs."""
-    from int8lab.model.source import load_model_source
-
-    source = load_model_source(model_path)
+    source = load_model_source(model_path, model_options)
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec)
                     + check_double_normalisation(source.normalising_layers(), spec))
@@ -245,8 +245,8 @@ def build_variant(variant: Variant, source, spec: PreprocessSpec, pool: Calibrat
 _WORKER_STATE: dict = {}
 
 
-def _worker_init(model_path, data_dir, out_dir, opts, config, labels):
-    _WORKER_STATE["prepared"] = prepare(model_path, data_dir, out_dir, opts, config, labels)
+def _worker_init(model_path, data_dir, out_dir, opts, config, labels, model_options):
+    _WORKER_STATE["prepared"] = prepare(model_path, data_dir, out_dir, opts, config, labels, model_options)
     _WORKER_STATE["out_dir"] = out_dir
 
 
@@ -258,13 +258,14 @@ def _worker_build(variant: Variant) -> dict:
 
 
 def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: ExperimentConfig,
-                   labels: list[str] | None = None) -> dict:
+                   labels: list[str] | None = None, model_options: ModelOptions | None = None) -> dict:
     """Build every variant not built yet, measure latency, and return all the results."""
     from int8lab.benchmark import bench_latencies
     from int8lab.runtime import LiteRTModel
 
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
-    source, spec, pool, eval_set, native = prepare(model_path, data_dir, out_dir, opts, config, labels)
+    source, spec, pool, eval_set, native = prepare(model_path, data_dir, out_dir, opts, config, labels,
+                                                   model_options)
     class_names = list(eval_set.class_names)
     single = config.imbalanced_class or (pool.index.class_names[0] if pool.index.class_names else None)
     if single and single not in pool.index.class_names:
@@ -272,7 +273,8 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     class_size = sum(1 for i in pool.rows if pool.index.labels[i] == pool.index.class_names.index(single)) \
         if single else 0
     sizes = parse_sizes(config.calib_sizes, len(pool.rows))
-    grid = build_grid(sizes, config.repeats, opts.seed, single, class_size, bool(pool.index.class_names))
+    grid = build_grid(sizes, config.repeats, opts.seed, single, class_size, bool(pool.index.class_names),
+                      available_modes(source))
     variants_dir = out_dir / "variants"
     todo = [v for v in grid if not (variants_dir / v.name / "metrics.json").is_file()]
     progress = progress_enabled(not opts.quiet)
@@ -281,7 +283,7 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
         with ProcessPoolExecutor(config.workers, context, initializer=_worker_init,
                                  initargs=(model_path, data_dir, out_dir,
                                            DataOptions(**{**asdict(opts), "quiet": True}), config,
-                                           labels)) as executor:
+                                           labels, model_options)) as executor:
             for _ in track(executor.map(_worker_build, todo), len(todo), "variants", progress):
                 pass
     else:
@@ -307,10 +309,9 @@ def native_metrics(source, eval_set, native: np.ndarray, runs: int) -> dict:
 
     from int8lab.benchmark import summarise
 
-    row = {"variant": {"name": "native", "mode": "native"}, "group": "native",
-           "size_bytes": _size_on_disk(source.path), **agreement_metrics(native, native)}
-    if hasattr(source, "model") and hasattr(source.model, "count_params"):
-        row["parameters"] = int(source.model.count_params())
+    row = {"variant": {"name": "native", "mode": "native"}, "group": "native", "source_kind": source.kind,
+           "size_bytes": _size_on_disk(source.path), "parameters": _native_parameters(source),
+           **agreement_metrics(native, native)}
     if eval_set.labels is not None:
         labelled = labelled_metrics(eval_set.labels, native, eval_set.class_names)
         row.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
@@ -324,6 +325,17 @@ def native_metrics(source, eval_set, native: np.ndarray, runs: int) -> dict:
         times.append((time.perf_counter() - start) * 1000)
     row["latency"] = summarise(times, 3, None)
     return row
+
+
+def _native_parameters(source) -> int | None:
+    """Weights of the model as trained (before a converter folds batch norm)."""
+    if source.kind in ("keras", "saved_model"):
+        return int(source.model.count_params()) if hasattr(source.model, "count_params") else None
+    if source.kind == "torch":
+        return int(sum(p.numel() for p in source.module.parameters()))
+    if source.kind == "onnx":
+        return int(sum(b.numel() for b in source.module.buffers()))
+    return None
 
 
 def _size_on_disk(path: Path) -> int:

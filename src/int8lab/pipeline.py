@@ -20,7 +20,7 @@ from int8lab.benchmark import measure_latency
 from int8lab.checks import (Finding, check_batch, check_calibration_size, check_double_normalisation,
                             check_interface, check_layout, check_overlap, raise_on_errors)
 from int8lab.config import DataOptions
-from int8lab.errors import Int8labError
+from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, convert
 from int8lab.model.source import load_model_source, sha256_of
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
@@ -44,11 +44,13 @@ class ConvertResult:
     warnings: list[Finding] = field(default_factory=list)
 
 
-def convert_job(model_path, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
+def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
                 labels_file: Path | None = None, allow_double_normalisation: bool = False,
                 validation_files: list[str] | None = None) -> ConvertResult:
-    """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically."""
-    source = load_model_source(model_path)
+    """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically.
+
+    ``model`` is a path or an already loaded source (int8lab.model.source)."""
+    source = load_model_source(model)
     spec = opts.spec(source.input)
     findings = check_layout(source.input, spec)
     if not allow_double_normalisation:
@@ -100,17 +102,22 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     return results
 
 
-def quantize_job(model_path, data_dir, out_dir: Path, opts: DataOptions,
+def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                  labels_file: Path | None = None, eval_split: str = "test",
-                 allow_double_normalisation: bool = False, threads: int | None = None) -> dict:
-    """The main job: int8 model + validation on held-out images + size and latency + report."""
+                 allow_double_normalisation: bool = False, threads: int | None = None,
+                 onnx: bool = False) -> dict:
+    """The main job: int8 model + validation on held-out images + size and latency + report.
+
+    ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it."""
     out_dir = Path(out_dir)
-    source = load_model_source(model_path)
+    source = load_model_source(model)
     spec = opts.spec(source.input)
     labels = read_labels_file(labels_file) if labels_file else None
     eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
-    converted = convert_job(model_path, data_dir, out_dir / "model_int8.tflite", opts, "int8",
+    converted = convert_job(source, data_dir, out_dir / "model_int8.tflite", opts, "int8",
                             labels_file, allow_double_normalisation, eval_set.files)
+    if onnx:
+        export_onnx(source, out_dir / "model.onnx")
     float_content = convert(source, "none")
     write_model(out_dir / "model_fp32.tflite", float_content,
                 model_metadata(source, "none", spec, inspect_tflite(float_content), None,
@@ -121,12 +128,25 @@ def quantize_job(model_path, data_dir, out_dir: Path, opts: DataOptions,
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
                "int8": measure_latency(LiteRTModel(converted.path, threads))}
-    summary = {"model": str(model_path), "data": str(data_dir), "validation": results,
+    summary = {"model": str(source.path), "data": str(data_dir), "validation": results,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                "warnings": [f.message for f in converted.warnings]}
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def export_onnx(source, path: Path) -> Path:
+    """model.onnx beside the .tflite, written atomically; PyTorch sources only."""
+    if source.kind != "torch":
+        raise UsageError("--onnx exports PyTorch models; this model is not one")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        source.export_onnx(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def read_sidecar(model_path: Path) -> dict:
@@ -154,8 +174,9 @@ def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,
         "source_model": str(source.path), "source_sha256": sha256_of(source.path),
         "mode": mode, "preprocessing": spec.as_dict(), "labels": labels,
         "calibration": calibration, "tflite": info.as_dict(),
+        "backend": _backend(source),
         "versions": {"tensorflow": tf.__version__, "ai_edge_litert": version("ai-edge-litert"),
-                     "python": platform.python_version()},
+                     "python": platform.python_version(), **_optional_versions(source)},
         "warnings": [f.message for f in warnings],
     }
 
@@ -165,6 +186,23 @@ def write_model(path: Path, content: bytes, metadata: dict) -> None:
     with atomic_write(path) as handle:
         handle.write(content)
     write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")
+
+
+def _backend(source) -> str:
+    if source.kind in ("keras", "saved_model") and source.backend == "converter":
+        return "tensorflow-converter"
+    front = {"torch": "litert-torch + ", "onnx": "onnx -> torch -> litert-torch + ",
+             "keras": "tensorflow-converter (float) + ", "saved_model": "tensorflow-converter (float) + "}
+    front = front.get(source.kind, "")
+    return front + "ai-edge-quantizer"
+
+
+def _optional_versions(source) -> dict:
+    from importlib.metadata import version
+
+    names = ["ai-edge-quantizer"] + (["torch", "litert-torch"] if source.kind in ("torch", "onnx") else []) \
+        + (["onnx"] if source.kind == "onnx" else [])
+    return {name.replace("-", "_"): version(name) for name in names}
 
 
 def _labels(labels_file, generator) -> list[str]:

@@ -71,3 +71,21 @@ def test_predict_and_snippet_use_the_saved_preprocessing(quantized, fashion_dir,
     run = subprocess.run([sys.executable, tmp_path / "infer.py", image, "--top-k", "1"],
                          capture_output=True, text=True, check=True)
     assert run.stdout.split("\t")[1].startswith("sandal:")
+
+
+@pytest.mark.slow
+def test_quantize_takes_a_pytorch_state_dict_with_arch(tmp_path, fashion_dir):
+    from conftest import TORCH_ARCH, TORCH_MODEL
+
+    result = int8lab("quantize", TORCH_MODEL, "--arch", TORCH_ARCH, "--input-size", 28, 28, "--io-layout",
+                     "nhwc", "--data", fashion_dir, "-o", tmp_path, "--preset", "unit", "-q", "--onnx", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["conversion"]["tflite"]["inputs"][0]["shape"] == [1, 28, 28, 1]
+    assert summary["validation"]["top1_agreement"] >= 0.99 and (tmp_path / "model.onnx").is_file()
+
+
+def test_state_dict_without_arch_is_a_clear_error(tmp_path, fashion_dir):
+    from conftest import TORCH_MODEL
+
+    result = int8lab("convert", TORCH_MODEL, "--data", fashion_dir, "-o", tmp_path / "m.tflite", check=False)
+    assert result.returncode == 2 and "--arch" in result.stderr and "Traceback" not in result.stderr

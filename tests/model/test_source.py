@@ -31,9 +31,9 @@ def test_quantized_tflite_is_refused_as_a_float_source(fashion_int8):
 
 
 def test_unknown_model_file_names_the_formats(tmp_path):
-    (tmp_path / "model.onnx").write_bytes(b"\0")
-    with pytest.raises(UsageError, match="SavedModel folder"):
-        load_model_source(tmp_path / "model.onnx")
+    (tmp_path / "model.caffemodel").write_bytes(b"\0")
+    with pytest.raises(UsageError, match="SavedModel folder.*onnx"):
+        load_model_source(tmp_path / "model.caffemodel")
 
 
 def test_nchw_input_is_recognised(tmp_path):

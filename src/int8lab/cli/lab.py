@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from int8lab.cli.model import ARCH, BACKEND, IO_LAYOUT
 from int8lab.cli.options import data_options
 from int8lab.config import DataOptions
 
@@ -61,6 +62,9 @@ def experiment_command(
     eval_workers: int = typer.Option(1, "--eval-workers",
                                      help="Processes that build and evaluate variants in parallel."),
     labels: Path = typer.Option(None, "--labels", help="Class names, one a line, in index order."),
+    arch: str = ARCH,
+    io_layout: str = IO_LAYOUT,
+    backend: str = BACKEND,
     *,
     opts: DataOptions,
 ):
@@ -72,7 +76,11 @@ def experiment_command(
 
     config = ExperimentConfig(calib_sizes, repeats, imbalanced_class, calibration_split, eval_split,
                               eval_workers)
-    results = run_experiment(model, data, output, opts, config, read_labels_file(labels) if labels else None)
+    from int8lab.model.source import ModelOptions
+
+    model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend)
+    results = run_experiment(model, data, output, opts, config, read_labels_file(labels) if labels else None,
+                             model_options)
     files = write_report(results, output)
     if results["resumed"]:
         typer.echo(f"resumed: {results['resumed']} variants were already built")

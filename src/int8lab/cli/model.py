@@ -22,6 +22,19 @@ LABELS = typer.Option(None, "--labels", help="Class names, one a line, in index 
 DOUBLE_NORM = typer.Option(False, "--allow-double-normalisation",
                            help="Normalise the data although the model has Rescaling/Normalization layers.")
 THREADS = typer.Option(None, "--threads", help="LiteRT interpreter threads (default: its own).")
+ARCH = typer.Option(None, "--arch", help="PyTorch state dict: the factory of its network "
+                                         "(package.module:function, file.py:function, torchvision:name).")
+IO_LAYOUT = typer.Option(None, "--io-layout", help="nhwc: give an NCHW PyTorch/ONNX model NHWC input.")
+BACKEND = typer.Option("converter", "--backend", help="Keras/SavedModel: converter (TF's) or aeq "
+                                                     "(ai-edge-quantizer on the float .tflite).")
+ONNX = typer.Option(False, "--onnx", help="PyTorch models: also write the full-precision model.onnx.")
+
+
+def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backend="converter"):
+    """The user's model with what the flags say about it (size and channels help PyTorch)."""
+    from int8lab.model.source import ModelOptions, load_model_source
+
+    return load_model_source(model, ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend))
 
 
 def register(app: typer.Typer) -> None:
@@ -33,20 +46,27 @@ def register(app: typer.Typer) -> None:
 
 @data_options
 def convert_command(
-    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel folder, or float .tflite."),
+    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel, float .tflite, .pt2/.pt/.pth or .onnx."),
     data: Path = typer.Option(None, "--data", help="Calibration images (needed by int8, uint8, "
                                                    "int8-float-io, int16x8)."),
     output: Path = typer.Option(..., "-o", "--output", help="The .tflite to write (and OUT.json)."),
     quantize: str = typer.Option("int8", "--quantize", help=" | ".join(MODES)),
     labels: Path = LABELS,
     allow_double_normalisation: bool = DOUBLE_NORM,
+    arch: str = ARCH,
+    io_layout: str = IO_LAYOUT,
+    backend: str = BACKEND,
+    onnx: bool = ONNX,
     *,
     opts: DataOptions,
 ):
     """Convert a float model to .tflite in one mode; verify and describe what came out."""
-    from int8lab.pipeline import convert_job
+    from int8lab.pipeline import convert_job, export_onnx
 
-    result = convert_job(model, data, output, opts, quantize, labels, allow_double_normalisation)
+    source = load_source(model, opts, arch, io_layout, backend)
+    result = convert_job(source, data, output, opts, quantize, labels, allow_double_normalisation)
+    if onnx:
+        typer.echo(f"wrote {export_onnx(source, output.with_name('model.onnx'))}")
     _print_warnings(result.warnings)
     info = result.info
     inp, out = info.inputs[0], info.outputs[0]
@@ -67,14 +87,15 @@ def validate_command(
     output: Path = typer.Option(None, "-o", "--output", help="Report folder (default: beside the model)."),
     labels: Path = LABELS,
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
+    arch: str = ARCH,
+    io_layout: str = IO_LAYOUT,
     *,
     opts: DataOptions,
 ):
     """Compare a quantized model with its float reference on held-out images."""
-    from int8lab.model.source import load_model_source
     from int8lab.pipeline import validate_job
 
-    source = load_model_source(reference)
+    source = load_source(reference, opts, arch, io_layout)
     spec = opts.spec(source.input) if opts.preprocessing_given() else _spec_or(quantized, opts, source)
     split = opts.split or ("test" if (data / "test").is_dir() else None)
     out_dir = output or quantized.parent / f"{quantized.stem}_validation"
@@ -90,7 +111,7 @@ def validate_command(
 
 @data_options
 def quantize_command(
-    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel folder, or float .tflite."),
+    model: Path = typer.Argument(..., help=".keras/.h5, SavedModel, float .tflite, .pt2/.pt/.pth or .onnx."),
     data: Path = typer.Option(..., "--data", help="DIR with val/ (calibration) and test/ (validation)."),
     output: Path = typer.Option(Path("int8lab_out"), "-o", "--output", help="Report folder."),
     labels: Path = LABELS,
@@ -98,14 +119,19 @@ def quantize_command(
     allow_double_normalisation: bool = DOUBLE_NORM,
     threads: int = THREADS,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    arch: str = ARCH,
+    io_layout: str = IO_LAYOUT,
+    backend: str = BACKEND,
+    onnx: bool = ONNX,
     *,
     opts: DataOptions,
 ):
     """The main job: int8 model, validated on held-out images, with size, latency and a report."""
     from int8lab.pipeline import quantize_job
 
-    summary = quantize_job(model, data, output, opts, labels, eval_split,
-                           allow_double_normalisation, threads)
+    source = load_source(model, opts, arch, io_layout, backend)
+    summary = quantize_job(source, data, output, opts, labels, eval_split,
+                           allow_double_normalisation, threads, onnx)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -1,5 +1,9 @@
-"""Float model -> .tflite in one of seven modes: TensorFlow's own converter for Keras and
-SavedModel sources, ai-edge-quantizer for a float .tflite."""
+"""Float model -> .tflite in one of seven modes.
+
+Keras and SavedModel sources go through TensorFlow's own converter (or, with backend "aeq", to a
+float .tflite and then ai-edge-quantizer). A float .tflite, and PyTorch and ONNX models (whose
+float .tflite litert-torch makes), are quantized by ai-edge-quantizer.
+"""
 
 from __future__ import annotations
 
@@ -19,21 +23,36 @@ class ConversionError(Int8labError):
     """The converter refused the model (an op with no integer kernel, say)."""
 
 
-def convert(source, mode: str, representative_dataset=None) -> bytes:
-    """Convert ``source`` (a KerasSource or TFLiteSource); calibrated modes need a
-    representative dataset (a callable yielding ``[float32 batch]``).
+def uses_aeq(source) -> bool:
+    """Whether ai-edge-quantizer (rather than TF's converter) quantizes this source."""
+    return source.kind in ("tflite", "torch", "onnx") or getattr(source, "backend", "") == "aeq"
 
-    Integer modes set the integer-only op set, so the converter fails instead of silently
-    keeping float kernels; the caller still checks the result's op dtypes.
-    """
+
+def available_modes(source) -> tuple[str, ...]:
+    from int8lab.model.aeq import AEQ_MODES
+
+    return AEQ_MODES if uses_aeq(source) else MODES
+
+
+def convert(source, mode: str, representative_dataset=None) -> bytes:
+    """Convert ``source`` (a model source); calibrated modes need a representative dataset (a
+    callable yielding ``[float32 batch]``). The caller still checks the result's op dtypes."""
     if mode not in MODES:
         raise UsageError(f"--quantize must be one of {MODES}, got {mode!r}")
     if mode in CALIBRATED_MODES and representative_dataset is None:
         raise UsageError(f"mode {mode} needs calibration data (--data)")
-    if source.kind == "tflite":
+    if uses_aeq(source):
         from int8lab.model.aeq import quantize_tflite
 
-        return quantize_tflite(source.content, mode, representative_dataset)
+        keras_like = source.kind in ("keras", "saved_model")
+        float_model = tf_convert(source, "none") if keras_like else source.content
+        return quantize_tflite(float_model, mode, representative_dataset)
+    return tf_convert(source, mode, representative_dataset)
+
+
+def tf_convert(source, mode: str, representative_dataset=None) -> bytes:
+    """TensorFlow's converter. Integer modes set the integer-only op set, so the converter fails
+    instead of keeping float kernels where it can tell."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 

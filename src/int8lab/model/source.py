@@ -31,8 +31,21 @@ class ModelInput:
         return self.shape[3] if self.layout == "nhwc" else self.shape[1]
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load a model that does not say everything about itself (PyTorch, ONNX)."""
+
+    arch: str | None = None  # module:function building the network of a state dict
+    io_layout: str | None = None  # "nhwc": give an NCHW PyTorch/ONNX model NHWC input
+    input_size: tuple[int, int] | None = None  # for modules that record no input shape
+    channels: int | None = None
+    backend: str = "converter"  # Keras/SavedModel: TF converter, or "aeq" (ai-edge-quantizer)
+
+
 class KerasSource:
     """A .keras / .h5 file or a SavedModel folder, run in TensorFlow as the float reference."""
+
+    backend = "converter"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -44,8 +57,8 @@ class KerasSource:
         elif suffix in (".keras", ".h5", ".hdf5"):
             self.kind = "keras"
         else:
-            raise UsageError(f"{self.path}: expected a .keras/.h5 file, a SavedModel folder or a "
-                             f"float .tflite")
+            raise UsageError(f"{self.path}: expected a .keras/.h5 file, a SavedModel folder, a float "
+                             f".tflite, a PyTorch file (.pt2/.pt/.pth) or an .onnx file")
 
     @cached_property
     def model(self):
@@ -128,11 +141,29 @@ class TFLiteSource:
         return self.runtime.predict(batch)
 
 
-def load_model_source(path: str | Path) -> KerasSource | TFLiteSource:
-    """The user's float model, whatever its format."""
-    if Path(path).suffix.lower() == ".tflite":
+def load_model_source(path, options: ModelOptions | None = None):
+    """The user's float model, whatever its format (a source object passes through)."""
+    if hasattr(path, "kind"):
+        return path
+    options = options or ModelOptions()
+    if options.io_layout not in (None, "nchw", "nhwc"):
+        raise UsageError(f"--io-layout must be nchw or nhwc, got {options.io_layout!r}")
+    if options.backend not in ("converter", "aeq"):
+        raise UsageError(f"--backend must be converter or aeq, got {options.backend!r}")
+    suffix = Path(path).suffix.lower()
+    if suffix == ".tflite":
         return TFLiteSource(path)
-    return KerasSource(path)
+    if suffix == ".onnx":
+        from int8lab.model.onnx_source import OnnxSource
+
+        return OnnxSource(path, options)
+    from int8lab.model.torch_source import TORCH_SUFFIXES, TorchSource
+
+    if suffix in TORCH_SUFFIXES:
+        return TorchSource(path, options)
+    source = KerasSource(path)
+    source.backend = options.backend
+    return source
 
 
 def image_input(shape: tuple, path: Path) -> ModelInput:

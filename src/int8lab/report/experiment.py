@@ -12,7 +12,9 @@ from int8lab.atomic import write_text_atomic
 from int8lab.report.plots import calibration_size_png
 
 GROUP_LABELS = {"fp32": "TFLite fp32", "fp16": "TFLite fp16", "dynamic": "dynamic range (int8 weights)",
-                "int16x8": "int16x8", "native": "native (Keras, TF)"}
+                "int16x8": "int16x8"}
+NATIVE_LABELS = {"keras": "native (Keras, TF)", "saved_model": "native (SavedModel, TF)",
+                 "torch": "native (PyTorch)", "onnx": "native (ONNX Runtime)", "tflite": "native (float .tflite)"}
 
 
 def aggregate(results: dict) -> list[dict]:
@@ -24,6 +26,7 @@ def aggregate(results: dict) -> list[dict]:
     for name, members in groups.items():
         first = members[0]
         row = {"group": name, "mode": first["variant"]["mode"], "runs": len(members),
+               "source_kind": first.get("source_kind"),
                "strategy": first["variant"].get("strategy"), "size": first["variant"].get("size"),
                "size_bytes": first["size_bytes"], "parameters": first.get("parameters"),
                "fully_integer": first.get("fully_integer", False),
@@ -38,6 +41,8 @@ def aggregate(results: dict) -> list[dict]:
 
 
 def _label(row: dict) -> str:
+    if row["group"] == "native":
+        return NATIVE_LABELS.get(row["source_kind"], "native")
     if row["group"] in GROUP_LABELS:
         return GROUP_LABELS[row["group"]]
     if row["strategy"] == "single-class":
@@ -69,7 +74,7 @@ def metrics_markdown(results: dict, rows: list[dict]) -> str:
             f"{row['size_bytes'] / 1024:.1f} | {row['parameters'] if row['parameters'] else 'n/a'} | "
             f"{row['latency_ms']:.3f} | {'yes' if row['fully_integer'] else 'no'} |")
     lines += ["", "Latency: mean of the LiteRT interpreter's invoke on one image (the native row: "
-                  "TensorFlow eager call), measured in one process, interleaved.",
+                  "the framework's own call), measured in one process, interleaved.",
               "", "![accuracy vs calibration size](accuracy_vs_calibration_size.png)", ""]
     return "\n".join(lines)
 

@@ -1,0 +1,250 @@
+"""ONNX models in: the graph is rebuilt as a PyTorch module, then takes the PyTorch path.
+
+onnx2torch would do this, but it requires torchvision, which does not install beside the CPU
+build of torch this project pins; onnx2tf pins an older TensorFlow and numpy. So int8lab runs
+the ONNX graph with torch operations for the operator set of image classifiers, and names every
+operator it does not support before converting anything. ONNX Runtime, when installed, is the
+float reference for validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from int8lab.errors import UsageError
+from int8lab.model.torch_source import TorchSource, import_torch
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _pads(pads: list[int]) -> tuple[int, ...]:
+    """ONNX (top, left, bottom, right) -> symmetric torch padding, or None if asymmetric."""
+    half = len(pads) // 2
+    begin, end = pads[:half], pads[half:]
+    return tuple(begin) if begin == end else None
+
+
+def _torch_pads(pads: list[int]) -> list[int]:
+    """ONNX (begin of each axis..., end of each axis...) -> torch's F.pad order (last axis first)."""
+    half = len(pads) // 2
+    return [p for k in reversed(range(half)) for p in (pads[k], pads[k + half])]
+
+
+def _op_table():
+    """op_type -> fn(module, inputs, attrs) -> output tensor (or tuple)."""
+    torch = import_torch()
+    F = torch.nn.functional
+
+    def conv(m, x, a):
+        weight, bias = x[1], (x[2] if len(x) > 2 else None)
+        pads = a.get("pads", [0] * (2 * (weight.dim() - 2)))
+        symmetric = _pads(pads)
+        data = x[0]
+        if symmetric is None:  # e.g. TF-style "same" padding exported as explicit pads
+            data, symmetric = F.pad(data, _torch_pads(pads)), 0
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+            raise UsageError("Conv with auto_pad SAME is not supported; export with explicit pads")
+        return F.conv2d(data, weight, bias, tuple(a.get("strides", [1, 1])), symmetric,
+                        tuple(a.get("dilations", [1, 1])), a.get("group", 1))
+
+    def pool(kind):
+        def run(m, x, a):
+            kernel, strides = tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"]))
+            padding = _pads(a.get("pads", [0] * 4))
+            if padding is None:
+                raise UsageError(f"{kind} with asymmetric pads is not supported")
+            ceil = bool(a.get("ceil_mode", 0))
+            if kind == "MaxPool":
+                return F.max_pool2d(x[0], kernel, strides, padding, ceil_mode=ceil)
+            return F.avg_pool2d(x[0], kernel, strides, padding, ceil_mode=ceil,
+                                count_include_pad=bool(a.get("count_include_pad", 0)))
+        return run
+
+    def axes_of(m, x, a, position=1):
+        if len(x) > position and x[position] is not None:
+            return [int(v) for v in m.static(x[position])]
+        return a.get("axes")
+
+    def reduce_mean(m, x, a):
+        axes = axes_of(m, x, a)
+        keep = bool(a.get("keepdims", 1))
+        return x[0].mean(dim=axes, keepdim=keep) if axes else x[0].mean()
+
+    def reshape(m, x, a):
+        shape = [int(v) for v in m.static(x[1])]
+        if not a.get("allowzero", 0):
+            shape = [x[0].shape[k] if v == 0 else v for k, v in enumerate(shape)]
+        return x[0].reshape(shape)
+
+    def gemm(m, x, a):
+        left = x[0].t() if a.get("transA", 0) else x[0]
+        right = x[1].t() if a.get("transB", 0) else x[1]
+        out = a.get("alpha", 1.0) * (left @ right)
+        return out + a.get("beta", 1.0) * x[2] if len(x) > 2 and x[2] is not None else out
+
+    def clip(m, x, a):
+        low = m.static(x[1]).item() if len(x) > 1 and x[1] is not None else a.get("min")
+        high = m.static(x[2]).item() if len(x) > 2 and x[2] is not None else a.get("max")
+        return torch.clamp(x[0], low, high)
+
+    def batch_norm(m, x, a):
+        return F.batch_norm(x[0], x[3], x[4], x[1], x[2], False, 0.0, a.get("epsilon", 1e-5))
+
+    def pad(m, x, a):
+        pads = [int(v) for v in m.static(x[1])]
+        if a.get("mode", b"constant") not in (b"constant", "constant"):
+            raise UsageError("Pad modes other than constant are not supported")
+        value = float(m.static(x[2]).item()) if len(x) > 2 and x[2] is not None else 0.0
+        return F.pad(x[0], _torch_pads(pads), value=value)
+
+    return {
+        "Conv": conv,
+        "Relu": lambda m, x, a: torch.relu(x[0]),
+        "LeakyRelu": lambda m, x, a: F.leaky_relu(x[0], a.get("alpha", 0.01)),
+        "Sigmoid": lambda m, x, a: torch.sigmoid(x[0]),
+        "Tanh": lambda m, x, a: torch.tanh(x[0]),
+        "HardSigmoid": lambda m, x, a: torch.clamp(a.get("alpha", 0.2) * x[0] + a.get("beta", 0.5), 0, 1),
+        "HardSwish": lambda m, x, a: F.hardswish(x[0]),
+        "Clip": clip,
+        "Softmax": lambda m, x, a: torch.softmax(x[0], dim=a.get("axis", -1)),
+        "LogSoftmax": lambda m, x, a: torch.log_softmax(x[0], dim=a.get("axis", -1)),
+        "Add": lambda m, x, a: x[0] + x[1],
+        "Sub": lambda m, x, a: x[0] - x[1],
+        "Mul": lambda m, x, a: x[0] * x[1],
+        "Div": lambda m, x, a: x[0] / x[1],
+        "BatchNormalization": batch_norm,
+        "MaxPool": pool("MaxPool"),
+        "AveragePool": pool("AveragePool"),
+        "GlobalAveragePool": lambda m, x, a: x[0].mean(dim=(2, 3), keepdim=True),
+        "GlobalMaxPool": lambda m, x, a: torch.amax(x[0], dim=(2, 3), keepdim=True),
+        "ReduceMean": reduce_mean,
+        "Flatten": lambda m, x, a: x[0].flatten(a.get("axis", 1)) if a.get("axis", 1) > 0 else x[0].reshape(1, -1),
+        "Reshape": reshape,
+        "Squeeze": lambda m, x, a: x[0].squeeze(tuple(axes_of(m, x, a))) if axes_of(m, x, a) else x[0].squeeze(),
+        "Unsqueeze": lambda m, x, a: _unsqueeze(x[0], axes_of(m, x, a)),
+        "Transpose": lambda m, x, a: x[0].permute(*a["perm"]),
+        "Concat": lambda m, x, a: torch.cat(list(x), dim=a["axis"]),
+        "Gemm": gemm,
+        "MatMul": lambda m, x, a: x[0] @ x[1],
+        "Pad": pad,
+        "Identity": lambda m, x, a: x[0],
+        "Dropout": lambda m, x, a: x[0],
+    }
+
+
+def _unsqueeze(tensor, axes):
+    for axis in sorted(axes):
+        tensor = tensor.unsqueeze(axis)
+    return tensor
+
+
+def build_module(model):
+    """The ONNX graph as a torch.nn.Module; refuses (naming them) operators it cannot run."""
+    torch = import_torch()
+    table = _op_table()
+    graph = model.graph
+    unsupported = sorted({n.op_type for n in graph.node if n.op_type not in table and n.op_type != "Constant"})
+    if unsupported:
+        raise UsageError(f"the ONNX model uses operators int8lab cannot convert: {', '.join(unsupported)} "
+                         f"(supported: {', '.join(sorted(table))}, Constant)")
+
+    from onnx import numpy_helper
+
+    class OnnxModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.constants: dict[str, np.ndarray] = {}  # integer tensors: shapes, axes (static)
+            self.names: dict[str, str] = {}
+            for k, init in enumerate(graph.initializer):
+                self._add_constant(init.name, numpy_helper.to_array(init), k)
+            self.nodes = []
+            for node in graph.node:
+                attrs = _attrs(node)
+                if node.op_type == "Constant":
+                    self._add_constant(node.output[0], numpy_helper.to_array(attrs["value"]), len(self.names) + 1000)
+                    continue
+                self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
+            initialisers = {i.name for i in graph.initializer}
+            self.input_name = next(i.name for i in graph.input if i.name not in initialisers)
+            self.output_name = graph.output[0].name
+
+        def _add_constant(self, name, array, k):
+            if array.dtype.kind in "iub":
+                self.constants[name] = array
+            else:
+                self.names[name] = f"c{k}"
+                self.register_buffer(f"c{k}", torch.from_numpy(np.ascontiguousarray(array, np.float32)))
+
+        def static(self, value):
+            return value if isinstance(value, np.ndarray) else value.detach().numpy()
+
+        def forward(self, x):
+            values = {self.input_name: x}
+
+            def get(name):
+                if not name:
+                    return None
+                if name in values:
+                    return values[name]
+                if name in self.constants:
+                    return self.constants[name]
+                return getattr(self, self.names[name])
+
+            for op_type, inputs, outputs, attrs in self.nodes:
+                result = table[op_type](self, [get(n) for n in inputs], attrs)
+                values[outputs[0]] = result
+            return values[self.output_name]
+
+    return OnnxModule().eval()
+
+
+class OnnxSource(TorchSource):
+    """An .onnx classifier: rebuilt in PyTorch for litert-torch; ONNX Runtime is the reference."""
+
+    kind = "onnx"
+
+    def _load(self):
+        try:
+            import onnx
+        except ImportError:
+            raise UsageError("ONNX models need the torch extra: pip install 'int8lab[torch]'") from None
+        model = onnx.load(str(self.path))
+        initialisers = {i.name for i in model.graph.initializer}
+        inputs = [i for i in model.graph.input if i.name not in initialisers]
+        if len(inputs) != 1:
+            raise UsageError(f"{self.path}: int8lab takes models with one image input, got {len(inputs)}")
+        dims = [d.dim_value or None for d in inputs[0].type.tensor_type.shape.dim]
+        shape = (1, *dims[1:]) if len(dims) == 4 and all(dims[1:]) else None
+        self.static_batch = bool(dims) and dims[0] is not None  # shapes inside were traced for it
+        return shape, build_module(model)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        session = self._session
+        if session is None:
+            return super().predict(batch)
+        if self.options.io_layout == "nhwc":
+            batch = batch.transpose(0, 3, 1, 2)
+        name = session.get_inputs()[0].name
+        return np.concatenate([session.run(None, {name: np.ascontiguousarray(batch[i:i + 1], np.float32)})[0]
+                               for i in range(len(batch))])
+
+    @property
+    def _session(self):
+        if not hasattr(self, "_ort"):
+            try:
+                import onnxruntime
+            except ImportError:
+                self._ort = None
+            else:
+                self._ort = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        return self._ort
+
+    def export_onnx(self, path: Path) -> Path:
+        raise UsageError("the model already is ONNX")
+

@@ -1,0 +1,79 @@
+"""ONNX models: rebuilt as PyTorch modules, checked against ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from int8lab.errors import UsageError
+from int8lab.model.source import load_model_source
+
+
+@pytest.fixture(scope="module")
+def batch(fashion_dir):
+    from int8lab.data.generator import RepresentativeDataGenerator
+
+    generator = RepresentativeDataGenerator(fashion_dir, num_samples=6, input_size=(28, 28), channels=1,
+                                            preset="unit", layout="nchw", progress=False)
+    return np.concatenate(list(generator.generate_batches()))
+
+
+def rebuilt_outputs(source, batch):
+    """The rebuilt module, one image at a time (the export fixed the batch size to 1)."""
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([source.module(torch.from_numpy(batch[i:i + 1])).numpy()
+                               for i in range(len(batch))])
+
+
+def test_input_shape_is_read_from_the_graph(torch_onnx):
+    assert load_model_source(torch_onnx).input.shape == (1, 1, 28, 28)
+
+
+def test_rebuilt_module_matches_onnx_runtime(torch_onnx, batch):
+    source = load_model_source(torch_onnx)
+    assert np.abs(rebuilt_outputs(source, batch) - source.predict(batch)).max() < 1e-5  # ORT
+
+
+def test_rebuilt_module_matches_the_pytorch_original(torch_onnx, torch_module, batch):
+    import torch
+
+    with torch.no_grad():
+        original = torch_module(torch.from_numpy(batch)).numpy()
+    assert np.abs(rebuilt_outputs(load_model_source(torch_onnx), batch) - original).max() < 1e-5
+
+
+def _graph_model(tmp_path, nodes, initializers=()):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], list(initializers))
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_unsupported_operators_are_named_before_anything_runs(tmp_path):
+    path = _graph_model(tmp_path, [helper.make_node("Erf", ["x"], ["e"]),
+                                   helper.make_node("NonMaxSuppression", ["e"], ["y"])])
+    with pytest.raises(UsageError, match="cannot convert: Erf, NonMaxSuppression"):
+        load_model_source(path)
+
+
+def test_asymmetric_padding_pooling_and_clip_match_onnx_runtime(tmp_path):
+    rng = np.random.default_rng(0)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], rng.normal(size=108).astype(np.float32))
+    low = helper.make_tensor("lo", TensorProto.FLOAT, [], [0.0])
+    high = helper.make_tensor("hi", TensorProto.FLOAT, [], [6.0])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[0, 0, 1, 1], strides=[2, 2]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["y"])]
+    source = load_model_source(_graph_model(tmp_path, nodes, [weight, low, high]))
+    x = rng.random((1, 3, 8, 8), dtype=np.float32) * 4
+    rebuilt = rebuilt_outputs(source, x)
+    assert rebuilt.shape == (1, 4)
+    assert np.abs(rebuilt - source.predict(x)).max() < 1e-5
