@@ -264,6 +264,11 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     from int8lab.runtime import LiteRTModel
 
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    if opts.preset == "auto":
+        from int8lab.pipeline import detect_preset
+
+        opts, _ = detect_preset(load_model_source(model_path, model_options), data_dir,
+                                DataOptions(**{**asdict(opts), "split": config.calibration_split}))
     source, spec, pool, eval_set, native = prepare(model_path, data_dir, out_dir, opts, config, labels,
                                                    model_options)
     class_names = list(eval_set.class_names)

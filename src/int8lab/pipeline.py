@@ -46,11 +46,14 @@ class ConvertResult:
 
 def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
                 labels_file: Path | None = None, allow_double_normalisation: bool = False,
-                validation_files: list[str] | None = None) -> ConvertResult:
+                validation_files: list[str] | None = None, detection: dict | None = None) -> ConvertResult:
     """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically.
 
-    ``model`` is a path or an already loaded source (int8lab.model.source)."""
+    ``model`` is a path or an already loaded source (int8lab.model.source). With ``--preset
+    auto`` the preprocessing is detected first; ``detection`` is evidence already gathered."""
     source = load_model_source(model)
+    if opts.preset == "auto":
+        opts, detection = detect_preset(source, data_dir, opts)
     spec = opts.spec(source.input)
     findings = check_layout(source.input, spec)
     if not allow_double_normalisation:
@@ -73,6 +76,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
         warnings += check_calibration_size(len(generator.selected))
     labels = _labels(labels_file, generator)
     metadata = model_metadata(source, mode, spec, info, generator, labels, warnings)
+    metadata["preprocessing_detection"] = detection
     write_model(output, content, metadata)
     return ConvertResult(output, info, metadata, warnings)
 
@@ -111,11 +115,14 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it."""
     out_dir = Path(out_dir)
     source = load_model_source(model)
+    detection = None
+    if opts.preset == "auto":
+        opts, detection = detect_preset(source, data_dir, opts)
     spec = opts.spec(source.input)
     labels = read_labels_file(labels_file) if labels_file else None
     eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
     converted = convert_job(source, data_dir, out_dir / "model_int8.tflite", opts, "int8",
-                            labels_file, allow_double_normalisation, eval_set.files)
+                            labels_file, allow_double_normalisation, eval_set.files, detection)
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
     float_content = convert(source, "none")
@@ -134,6 +141,15 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def detect_preset(source, data_dir, opts: DataOptions) -> tuple[DataOptions, dict]:
+    """Resolve ``--preset auto`` on the calibration split (see int8lab.detect)."""
+    from int8lab.detect import resolve_auto_preset
+
+    if data_dir is None:
+        raise UsageError("--preset auto needs the data (--data) to try the candidates on")
+    return resolve_auto_preset(source, data_dir, opts, opts.split or _calibration_split(data_dir))
 
 
 def export_onnx(source, path: Path) -> Path:

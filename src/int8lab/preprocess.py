@@ -117,6 +117,9 @@ def resolve_preprocess_spec(
     A preset gives RGB-ordered mean/std; they are reordered for BGR and averaged for one channel.
     An explicit ``mean``/``std`` (in output channel order) overrides the preset's.
     """
+    if preset == "auto":
+        raise UsageError("--preset auto needs a model to try the presets on: use it with convert, "
+                         "quantize or experiment (their sidecar .json then records the pick)")
     if preset not in PRESETS and preset != "custom":
         raise UsageError(f"unknown preset {preset!r}; choose one of {tuple(PRESETS)}")
     if preset == "custom" and (mean is None or std is None):

@@ -30,7 +30,8 @@ _HELP = {
     "interpolation": ("--interpolation", "bilinear | bicubic | nearest | area | lanczos."),
     "color": ("--color", "rgb | bgr channel order."),
     "channels": ("--channels", "1 (grayscale) or 3 (default: the model's, else 3)."),
-    "preset": ("--preset", "imagenet (default) | tf ([-1,1]) | unit ([0,1]) | raw (0-255)."),
+    "preset": ("--preset", "imagenet (default) | tf ([-1,1]) | unit ([0,1]) | raw (0-255) | auto (detect it with "
+                          "the model on labelled images; convert/quantize/experiment)."),
     "mean": ("--mean", "Per-channel mean in [0,1] units, e.g. 0.485,0.456,0.406 (overrides the preset)."),
     "std": ("--std", "Per-channel std in [0,1] units (overrides the preset)."),
     "layout": ("--layout", "nhwc | nchw (default: the model's, else nhwc)."),

@@ -24,6 +24,12 @@ def validation_report(summary: dict) -> str:
     lines.append(f"- validated on {v['num_images']} images of split `{v['split']}` in `{v['data']}`")
     if conversion.get("preprocessing"):
         lines.append(f"- preprocessing: {_spec_line(conversion['preprocessing'])}")
+    if conversion.get("preprocessing_detection"):
+        from int8lab.detect import evidence_table
+
+        detection = conversion["preprocessing_detection"]
+        lines += ["", f"Preprocessing detected (`--preset auto`, by {detection['by']} of the float model on "
+                      f"{detection['samples']} calibration images):", "", evidence_table(detection)]
     lines += ["", "## Float vs quantized", "", "| metric | float (reference) | quantized |", "|---|---|---|",
               f"| accuracy | {_pct(v['accuracy_reference'])} | {_pct(v['accuracy_quantized'])} |"]
     if v.get("reference"):
