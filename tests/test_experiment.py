@@ -13,7 +13,8 @@ from int8lab.errors import UsageError
 from int8lab.experiment import ExperimentConfig, build_grid, parse_sizes, prepare, run_experiment
 from int8lab.report.experiment import write_report
 
-SMALL = ExperimentConfig(calib_sizes="5,20", repeats=2, imbalanced_class="bag", latency_runs=5)
+SMALL = ExperimentConfig(calib_sizes="5,20", repeats=2, imbalanced_class="bag", latency_runs=5,
+                         strategies=("random", "stratified"))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_sizes_are_counts_or_fractions_of_the_split():
 
 
 def test_grid_holds_float_modes_sweeps_and_the_single_class_variant():
-    names = [v.name for v in build_grid([5, 20], 2, 42, "bag", 30, stratified=True)]
+    names = [v.name for v in build_grid([5, 20], 2, 42, "bag", 30, ("random", "stratified"))]
     assert names[:4] == ["fp32", "fp16", "dynamic", "int16x8"]
     assert "int8_random_n5_s43" in names and "int8_stratified_n20_s42" in names
     assert names[-1] == "int8_only-bag_n20" and len(names) == 4 + 2 * 2 * 2 + 1

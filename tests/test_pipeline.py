@@ -135,3 +135,21 @@ def test_keras_model_through_the_aeq_backend(tmp_path, fashion_model, fashion_di
     checked = validate_job(result.path, fashion_model, fashion_dir, saved_spec(result.path), "test",
                            tmp_path / "v", progress=False)
     assert checked["top1_agreement"] >= 0.99
+
+
+def test_diagnose_job_writes_the_ranked_table_csv_and_chart(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    from int8lab.pipeline import diagnose_job
+
+    rows = diagnose_job(fashion_model, fashion_dir, tmp_path, fashion_opts)
+    assert {p.name for p in tmp_path.iterdir()} == {"layers.md", "layers.csv", "layers.png"}
+    csv_lines = (tmp_path / "layers.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("op,tensor,rmse_over_scale") and len(csv_lines) == len(rows) + 1
+    assert "| 1 | " in (tmp_path / "layers.md").read_text()
+
+
+@pytest.mark.slow
+def test_max_drop_met_by_full_int8_leaves_nothing_float(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    summary = quantize_job(fashion_model, fashion_dir, tmp_path, fashion_opts, max_drop=1.0)
+    assert summary["recovery"]["float_tensors"] == [] and "before" not in summary["recovery"]
+    assert summary["conversion"]["tflite"]["fully_integer"] and not (tmp_path / "model_int8_full.tflite").exists()
+    assert "Full int8 meets the budget" in (tmp_path / "report.md").read_text()

@@ -62,6 +62,7 @@ class ExperimentConfig:
     eval_split: str = "test"
     workers: int = 1
     latency_runs: int = 50
+    strategies: tuple[str, ...] = ("random", "stratified", "diverse")
 
 
 @dataclass
@@ -74,7 +75,7 @@ class CalibrationPool:
 
     def draw(self, strategy: str, seed: int, size: int, only_class: str | None = None) -> list[int]:
         """Source indices of a calibration set, exactly as RepresentativeDataGenerator picks them."""
-        order = sampling_order(self.index, strategy, seed, only_class)
+        order = sampling_order(self.index, strategy, seed, only_class, size)
         return [i for i in order if i in self.rows][:size]
 
 
@@ -111,13 +112,12 @@ def parse_sizes(text: str, available: int) -> list[int]:
 
 
 def build_grid(sizes: list[int], repeats: int, seed: int, single_class: str, class_size: int,
-               stratified: bool, modes: tuple[str, ...] = MODES) -> list[Variant]:
-    """The default lab: float modes, int16x8, int8 per size x seed (random, stratified), and
-    int8 calibrated on one class only; ``modes`` are those the source's backend offers."""
+               strategies: tuple[str, ...], modes: tuple[str, ...] = MODES) -> list[Variant]:
+    """The default lab: float modes, int16x8, int8 per size x seed x strategy, and int8
+    calibrated on one class only; ``modes`` are those the source's backend offers."""
     largest = max(sizes)
     grid = [Variant("fp32" if m == "none" else m, m) for m in FLOAT_MODES if m in modes]
     grid.append(Variant("int16x8", "int16x8", "random", min(100, largest), seed))
-    strategies = ("random", "stratified") if stratified else ("random",)
     for strategy in strategies:
         for size in sizes:
             for r in range(repeats):
@@ -278,8 +278,8 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     class_size = sum(1 for i in pool.rows if pool.index.labels[i] == pool.index.class_names.index(single)) \
         if single else 0
     sizes = parse_sizes(config.calib_sizes, len(pool.rows))
-    grid = build_grid(sizes, config.repeats, opts.seed, single, class_size, bool(pool.index.class_names),
-                      available_modes(source))
+    strategies = tuple(s for s in config.strategies if s != "stratified" or pool.index.class_names)
+    grid = build_grid(sizes, config.repeats, opts.seed, single, class_size, strategies, available_modes(source))
     variants_dir = out_dir / "variants"
     todo = [v for v in grid if not (variants_dir / v.name / "metrics.json").is_file()]
     progress = progress_enabled(not opts.quiet)

@@ -109,10 +109,11 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
 def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                  labels_file: Path | None = None, eval_split: str = "test",
                  allow_double_normalisation: bool = False, threads: int | None = None,
-                 onnx: bool = False) -> dict:
+                 onnx: bool = False, max_drop: float | None = None) -> dict:
     """The main job: int8 model + validation on held-out images + size and latency + report.
 
-    ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it."""
+    ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it;
+    ``max_drop`` (points) keeps the worst layers in float until the budget holds."""
     out_dir = Path(out_dir)
     source = load_model_source(model)
     detection = None
@@ -125,6 +126,9 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                             labels_file, allow_double_normalisation, eval_set.files, detection)
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
+    recovery = None
+    if max_drop is not None:
+        converted, recovery = recover_job(source, data_dir, spec, opts, converted, max_drop, labels, out_dir)
     float_content = convert(source, "none")
     write_model(out_dir / "model_fp32.tflite", float_content,
                 model_metadata(source, "none", spec, inspect_tflite(float_content), None,
@@ -138,9 +142,81 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     summary = {"model": str(source.path), "data": str(data_dir), "validation": results,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                "warnings": [f.message for f in converted.warnings]}
+    if recovery is not None:
+        summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split,
+                                               eval_set, threads, opts)
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, converted: ConvertResult,
+                max_drop: float, labels: list[str] | None, out_dir: Path):
+    """``--max-drop``: rank the layers, and if full int8 misses the budget on the calibration
+    split, replace model_int8.tflite by the model with the fewest worst layers in float (the
+    full-int8 model stays as model_int8_full.tflite). Writes the layer ranking too."""
+    from int8lab.diagnose import recover_accuracy
+
+    split = opts.split or _calibration_split(data_dir)
+    ranking = load_eval_set(data_dir, spec, split, labels, opts.dataset_type, not opts.quiet)
+    calibration = opts.generator(data_dir, spec, split=split)
+    recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet)
+    write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}")
+    if not recovery.needed:
+        return converted, recovery
+    full = out_dir / "model_int8_full.tflite"
+    converted.path.replace(full)
+    Path(f"{converted.path}.json").replace(f"{full}.json")
+    info = inspect_tflite(recovery.content)
+    metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
+    write_model(converted.path, recovery.content, metadata)
+    return ConvertResult(converted.path, info, metadata, converted.warnings), recovery
+
+
+def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split, eval_set, threads,
+                     opts: DataOptions) -> dict:
+    """Before/after figures of the fallback on the held-out split, for the report."""
+    summary = recovery.as_dict()
+    if not recovery.needed:
+        return summary
+    full = out_dir / "model_int8_full.tflite"
+    before = validate_job(full, source, data_dir, spec, eval_split, out_dir / "full_int8", eval_set=eval_set,
+                          progress=not opts.quiet)
+    after_info, before_info = inspect_tflite((out_dir / "model_int8.tflite").read_bytes()), inspect_tflite(full.read_bytes())
+    kernels = sum(n for op, n in after_info.op_histogram.items() if op not in ("QUANTIZE", "DEQUANTIZE"))
+    summary.update({
+        "before": {"accuracy": before["accuracy_quantized"], "top1_agreement": before["top1_agreement"],
+                   "size_bytes": before_info.size_bytes,
+                   "latency": measure_latency(LiteRTModel(full, threads))},
+        "float_ops": len(after_info.float_ops), "ops": kernels,
+        "float_op_fraction": len(after_info.float_ops) / kernels if kernels else 0.0,
+        "float_op_summary": after_info.float_op_summary()})
+    return summary
+
+
+def write_layer_report(rows, out_dir: Path, title: str) -> dict[str, Path]:
+    """layers.md, layers.csv and layers.png: the per-layer error ranking."""
+    from int8lab.diagnose import SUSPECT_RMSE_OVER_SCALE, errors_csv, errors_markdown
+    from int8lab.report.plots import layer_errors_png
+
+    return {"markdown": write_text_atomic(out_dir / "layers.md", errors_markdown(rows, title)),
+            "csv": write_text_atomic(out_dir / "layers.csv", errors_csv(rows)),
+            "png": layer_errors_png(rows, SUSPECT_RMSE_OVER_SCALE, out_dir / "layers.png")}
+
+
+def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
+    """``int8lab diagnose``: the per-layer error of full int8, calibrated like convert_job."""
+    from int8lab.diagnose import layer_errors, make_debugger
+
+    source = load_model_source(model)
+    if opts.preset == "auto":
+        opts, _ = detect_preset(source, data_dir, opts)
+    spec = opts.spec(source.input)
+    raise_on_errors(check_layout(source.input, spec))
+    calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
+    rows = layer_errors(make_debugger(source, calibration))
+    write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}")
+    return rows
 
 
 def detect_preset(source, data_dir, opts: DataOptions) -> tuple[DataOptions, dict]:

@@ -25,7 +25,7 @@ def test_bench_json_lists_each_model_with_ratios(fashion_fp32_tflite, fashion_in
 @pytest.mark.slow
 def test_experiment_prints_the_summary_and_resumes(tmp_path, fashion_model, fashion_dir):
     args = ("experiment", fashion_model, "--data", fashion_dir, "-o", tmp_path, "--preset", "unit",
-            "--calib-sizes", "8", "--repeats", 1, "-q")
+            "--calib-sizes", "8", "--repeats", 1, "--strategies", "random,diverse", "-q")
     first = int8lab(*args)
     assert "# Experiment summary" in first.stdout and "resumed" not in first.stdout
     assert "resumed: 7 variants" in int8lab(*args).stdout

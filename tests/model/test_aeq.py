@@ -32,3 +32,18 @@ def test_dynamic_recipe_keeps_float_activations(source):
 def test_modes_without_a_recipe_point_to_the_keras_path(source, mode):
     with pytest.raises(UsageError, match="Keras/SavedModel"):
         convert(source, mode, representative_dataset=lambda: iter(()))
+
+
+def test_octav_range_estimator_gives_a_fully_integer_model(fashion_fp32_tflite, fashion_dir, fashion_opts):
+    from int8lab.model.source import ModelOptions, load_model_source
+
+    source = load_model_source(fashion_fp32_tflite, ModelOptions(range_estimator="octav"))
+    calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), num_samples=20)
+    assert inspect_tflite(convert(source, "int8", calibration)).fully_integer
+
+
+def test_unknown_range_estimator_names_the_choices(fashion_fp32_tflite):
+    from int8lab.model.source import ModelOptions, load_model_source
+
+    with pytest.raises(UsageError, match="octav"):
+        load_model_source(fashion_fp32_tflite, ModelOptions(range_estimator="mse"))

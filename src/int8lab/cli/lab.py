@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from int8lab.cli.model import ARCH, BACKEND, IO_LAYOUT
+from int8lab.cli.model import ARCH, BACKEND, ESTIMATOR, IO_LAYOUT
 from int8lab.cli.options import data_options
 from int8lab.config import DataOptions
 
@@ -59,12 +59,15 @@ def experiment_command(
                                          help="Class of the single-class calibration (default: the first)."),
     calibration_split: str = typer.Option("val", "--calibration-split"),
     eval_split: str = typer.Option("test", "--eval-split"),
+    strategies: str = typer.Option("random,stratified,diverse", "--strategies",
+                                   help="Calibration strategies to sweep."),
     eval_workers: int = typer.Option(1, "--eval-workers",
                                      help="Processes that build and evaluate variants in parallel."),
     labels: Path = typer.Option(None, "--labels", help="Class names, one a line, in index order."),
     arch: str = ARCH,
     io_layout: str = IO_LAYOUT,
     backend: str = BACKEND,
+    range_estimator: str = ESTIMATOR,
     *,
     opts: DataOptions,
 ):
@@ -75,10 +78,10 @@ def experiment_command(
     from int8lab.validate import read_labels_file
 
     config = ExperimentConfig(calib_sizes, repeats, imbalanced_class, calibration_split, eval_split,
-                              eval_workers)
+                              eval_workers, strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()))
     from int8lab.model.source import ModelOptions
 
-    model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend)
+    model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend, range_estimator)
     results = run_experiment(model, data, output, opts, config, read_labels_file(labels) if labels else None,
                              model_options)
     files = write_report(results, output)

@@ -28,19 +28,23 @@ IO_LAYOUT = typer.Option(None, "--io-layout", help="nhwc: give an NCHW PyTorch/O
 BACKEND = typer.Option("converter", "--backend", help="Keras/SavedModel: converter (TF's) or aeq "
                                                      "(ai-edge-quantizer on the float .tflite).")
 ONNX = typer.Option(False, "--onnx", help="PyTorch models: also write the full-precision model.onnx.")
+ESTIMATOR = typer.Option("minmax", "--range-estimator", help="ai-edge-quantizer paths: minmax, or octav "
+                                                             "(clipping-optimal weight ranges).")
 
 
-def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backend="converter"):
+def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backend="converter",
+                range_estimator="minmax"):
     """The user's model with what the flags say about it (size and channels help PyTorch)."""
     from int8lab.model.source import ModelOptions, load_model_source
 
-    return load_model_source(model, ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend))
+    return load_model_source(model, ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend,
+                                                 range_estimator))
 
 
 def register(app: typer.Typer) -> None:
     for name, command in (("convert", convert_command), ("validate", validate_command),
                           ("quantize", quantize_command), ("predict", predict_command),
-                          ("snippet", snippet_command)):
+                          ("snippet", snippet_command), ("diagnose", diagnose_command)):
         app.command(name)(command)
 
 
@@ -57,13 +61,14 @@ def convert_command(
     io_layout: str = IO_LAYOUT,
     backend: str = BACKEND,
     onnx: bool = ONNX,
+    range_estimator: str = ESTIMATOR,
     *,
     opts: DataOptions,
 ):
     """Convert a float model to .tflite in one mode; verify and describe what came out."""
     from int8lab.pipeline import convert_job, export_onnx
 
-    source = load_source(model, opts, arch, io_layout, backend)
+    source = load_source(model, opts, arch, io_layout, backend, range_estimator)
     result = convert_job(source, data, output, opts, quantize, labels, allow_double_normalisation)
     if onnx:
         typer.echo(f"wrote {export_onnx(source, output.with_name('model.onnx'))}")
@@ -123,15 +128,18 @@ def quantize_command(
     io_layout: str = IO_LAYOUT,
     backend: str = BACKEND,
     onnx: bool = ONNX,
+    max_drop: float = typer.Option(None, "--max-drop", help="Accuracy budget in points (top-1 agreement "
+                                   "without labels): keep the worst layers in float until it holds."),
+    range_estimator: str = ESTIMATOR,
     *,
     opts: DataOptions,
 ):
     """The main job: int8 model, validated on held-out images, with size, latency and a report."""
     from int8lab.pipeline import quantize_job
 
-    source = load_source(model, opts, arch, io_layout, backend)
+    source = load_source(model, opts, arch, io_layout, backend, range_estimator)
     summary = quantize_job(source, data, output, opts, labels, eval_split,
-                           allow_double_normalisation, threads, onnx)
+                           allow_double_normalisation, threads, onnx, max_drop)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -143,7 +151,34 @@ def quantize_command(
                f"{sizes['int8_tflite_bytes'] / 1024:.1f} KiB ({100 * sizes['int8_vs_fp32']:.1f}%)")
     typer.echo(f"latency (mean): fp32 {latency['fp32']['mean_ms']:.3f} ms, int8 "
                f"{latency['int8']['mean_ms']:.3f} ms")
+    recovery = summary.get("recovery")
+    if recovery and "before" in recovery:
+        typer.echo(f"float fallback: {len(recovery['float_tensors'])} layer(s) in float "
+                   f"({100 * recovery['float_op_fraction']:.1f}% of kernels); accuracy "
+                   f"{100 * recovery['before']['accuracy']:.2f}% -> {100 * summary['validation']['accuracy_quantized']:.2f}%"
+                   if recovery["before"]["accuracy"] is not None else "")
+    elif recovery:
+        typer.echo(f"full int8 meets --max-drop {recovery['budget_points']}: nothing left in float")
     typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md")
+
+
+@data_options
+def diagnose_command(
+    model: Path = typer.Argument(..., help="The float Keras/SavedModel model."),
+    data: Path = typer.Option(..., "--data", help="Calibration images (val/ when there is one)."),
+    output: Path = typer.Option(Path("int8lab_diagnose"), "-o", "--output", help="Report folder."),
+    *,
+    opts: DataOptions,
+):
+    """Per-layer quantization error of full int8: a ranked table (Markdown, CSV) and a bar chart."""
+    from int8lab.pipeline import diagnose_job
+
+    rows = diagnose_job(model, data, output, opts)
+    flagged = [r for r in rows if r.flagged]
+    typer.echo(f"{len(rows)} quantized tensors, {len(flagged)} flagged (RMSE/scale): worst")
+    for r in rows[:5]:
+        typer.echo(f"  {r.rmse_over_scale:7.3f}  {r.op:16s} {r.tensor.split(';')[0]}{'  <- flagged' if r.flagged else ''}")
+    typer.echo(f"wrote {output}/layers.md, layers.csv, layers.png")
 
 
 def predict_command(

@@ -22,7 +22,8 @@ _HELP = {
     "num_samples": ("--num-samples", "How many calibration samples to draw."),
     "batch_size": ("--batch-size", "Samples per batch."),
     "seed": ("--seed", "Seed of the sampling order."),
-    "strategy": ("--strategy", "random | stratified (equal share per class)."),
+    "strategy": ("--strategy", "random | stratified (equal share per class) | diverse (k-center "
+                               "greedy on thumbnails)."),
     "only_class": ("--only-class", "Draw from this one class only (imbalanced calibration)."),
     "input_size": ("--input-size", "Input height and width (default: the model's, else 224 224)."),
     "resize": ("--resize", "stretch | letterbox (pad 114) | center-crop."),

@@ -71,7 +71,7 @@ class RepresentativeDataGenerator:
         self.workers = workers
         self.show_progress = progress_enabled(progress)
         self.progress_label = progress_label
-        self.order = sampling_order(self.index, strategy, seed, only_class)
+        self.order = sampling_order(self.index, strategy, seed, only_class, num_samples, workers)
         self.errors: list[SkippedSource] = []
         self.selected: list[int] = []
 

@@ -12,17 +12,19 @@ import numpy as np
 from int8lab.data.discovery import UNLABELLED, DatasetIndex
 from int8lab.errors import UsageError
 
-STRATEGIES = ("random", "stratified")
+STRATEGIES = ("random", "stratified", "diverse")
 
 
 def sampling_order(
-    index: DatasetIndex, strategy: str = "random", seed: int = 42, only_class: str | None = None
+    index: DatasetIndex, strategy: str = "random", seed: int = 42, only_class: str | None = None,
+    count: int | None = None, workers: int | None = None,
 ) -> list[int]:
     """Source indices in draw order, without replacement.
 
     ``random``: one seeded permutation. ``stratified``: each class shuffled, then taken in rounds
     of one per class (class order shuffled too), so any prefix holds equal shares (+-1).
-    ``only_class`` keeps one class (the imbalanced-calibration experiment).
+    ``diverse``: k-center greedy on image thumbnails for the first ``count`` (it decodes every
+    candidate once, small). ``only_class`` keeps one class (the imbalanced-calibration experiment).
     """
     if strategy not in STRATEGIES:
         raise UsageError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -37,6 +39,11 @@ def sampling_order(
         candidates = candidates[labels == index.class_names.index(only_class)]
     if strategy == "random":
         return rng.permutation(candidates).tolist()
+    if strategy == "diverse":
+        from int8lab.data.diversity import k_center_order, thumbnails
+
+        features = thumbnails(index, candidates.tolist(), workers)
+        return [int(candidates[k]) for k in k_center_order(features, seed, count or len(candidates))]
     if not index.class_names:
         raise UsageError("the stratified strategy needs class folders (a classification layout)")
     groups = [rng.permutation(candidates[labels[candidates] == c]) for c in np.unique(labels[candidates])]

@@ -23,15 +23,20 @@ class QuantizerError(Int8labError):
     """ai-edge-quantizer refused the model."""
 
 
-def _recipe(mode: str):
+def _recipe(mode: str, estimator: str):
     from ai_edge_quantizer import recipe
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
+    from int8lab.model.source import RANGE_ESTIMATORS
+
+    key = AlgorithmName[RANGE_ESTIMATORS[estimator]]
     return {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8,
-            "int16x8": recipe.static_wi8_ai16}[mode]()
+            "int16x8": recipe.static_wi8_ai16}[mode](key)
 
 
-def quantize_tflite(content: bytes, mode: str, representative_dataset=None) -> bytes:
-    """Quantize a float .tflite; calibrated modes take int8lab's ``[batch]`` batches."""
+def quantize_tflite(content: bytes, mode: str, representative_dataset=None, estimator: str = "minmax") -> bytes:
+    """Quantize a float .tflite; calibrated modes take int8lab's ``[batch]`` batches.
+    ``estimator`` picks the range algorithm (min/max, or OCTAV's clipping for weights)."""
     if mode not in AEQ_MODES:
         raise UsageError(f"mode {mode} is not available for a .tflite source (ai-edge-quantizer "
                          f"offers {', '.join(AEQ_MODES)}); convert from the Keras/SavedModel model")
@@ -39,7 +44,7 @@ def quantize_tflite(content: bytes, mode: str, representative_dataset=None) -> b
         return content
     from ai_edge_quantizer import quantizer
 
-    qt = quantizer.Quantizer(bytearray(content), _recipe(mode))
+    qt = quantizer.Quantizer(bytearray(content), _recipe(mode, estimator))
     calibration = None
     try:
         if qt.need_calibration:

@@ -46,7 +46,8 @@ def convert(source, mode: str, representative_dataset=None) -> bytes:
 
         keras_like = source.kind in ("keras", "saved_model")
         float_model = tf_convert(source, "none") if keras_like else source.content
-        return quantize_tflite(float_model, mode, representative_dataset)
+        return quantize_tflite(float_model, mode, representative_dataset,
+                               getattr(source, "range_estimator", "minmax"))
     return tf_convert(source, mode, representative_dataset)
 
 

@@ -40,6 +40,7 @@ class ModelOptions:
     input_size: tuple[int, int] | None = None  # for modules that record no input shape
     channels: int | None = None
     backend: str = "converter"  # Keras/SavedModel: TF converter, or "aeq" (ai-edge-quantizer)
+    range_estimator: str = "minmax"  # ai-edge-quantizer: minmax, or octav (clipping-optimal weights)
 
 
 class KerasSource:
@@ -150,7 +151,18 @@ def load_model_source(path, options: ModelOptions | None = None):
         raise UsageError(f"--io-layout must be nchw or nhwc, got {options.io_layout!r}")
     if options.backend not in ("converter", "aeq"):
         raise UsageError(f"--backend must be converter or aeq, got {options.backend!r}")
-    suffix = Path(path).suffix.lower()
+    if options.range_estimator not in RANGE_ESTIMATORS:
+        raise UsageError(f"--range-estimator must be one of {tuple(RANGE_ESTIMATORS)}, got {options.range_estimator!r}")
+    source = _open_source(Path(path), options)
+    source.range_estimator = options.range_estimator
+    return source
+
+
+RANGE_ESTIMATORS = {"minmax": "MIN_MAX_UNIFORM_QUANT", "octav": "OCTAV"}
+
+
+def _open_source(path: Path, options: ModelOptions):
+    suffix = path.suffix.lower()
     if suffix == ".tflite":
         return TFLiteSource(path)
     if suffix == ".onnx":

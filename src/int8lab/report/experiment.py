@@ -90,7 +90,7 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
         return f"{100 * value:.2f}%"
 
     int8_rows = [r for r in rows if r["mode"] == "int8"]
-    sweep = [r for r in int8_rows if r["strategy"] in ("random", "stratified")]
+    sweep = [r for r in int8_rows if r["strategy"] in ("random", "stratified", "diverse")]
     lines = ["# Experiment summary", ""]
     if fp32:
         diff = 100 * (fp32[metric] - native[metric])
@@ -108,7 +108,7 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
                      f"{pct(best[metric])} ({diff:+.2f} points against fp32) with top-1 agreement "
                      f"{pct(best['top1_agreement'])}, at {size:.1f}% of the fp32 size and {speed:.2f}x its speed.")
         lines.append("")
-    for strategy in ("random", "stratified"):
+    for strategy in ("random", "stratified", "diverse"):
         trend = sorted((r for r in sweep if r["strategy"] == strategy), key=lambda r: r["size"])
         if len(trend) < 2:
             continue

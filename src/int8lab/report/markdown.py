@@ -57,6 +57,8 @@ def validation_report(summary: dict) -> str:
                   f"- input: {_io(tflite['inputs'][0])}",
                   f"- output: {_io(tflite['outputs'][0])}",
                   "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
+    if summary.get("recovery"):
+        lines += recovery_section(summary["recovery"], summary)
     if v.get("reference"):
         lines += ["", "## Per class (quantized)", "", "| class | precision | recall | support |",
                   "|---|---|---|---|"]
@@ -71,6 +73,29 @@ def validation_report(summary: dict) -> str:
         lines += ["", "## Skipped validation files", ""] + [
             f"- `{s['path']}`: {s['reason']}" for s in v["skipped_files"]]
     return "\n".join(lines) + "\n"
+
+
+def recovery_section(r: dict, summary: dict) -> list[str]:
+    """``--max-drop``: the budget, what it took, and what it cost."""
+    lines = ["", "## Accuracy recovery (`--max-drop`)", "",
+             f"Budget: {r['budget_points']} points of {r['metric']} on the {r['ranking_images']} calibration-split "
+             f"images (the ranking set; the test split stays held out). Full int8 lost "
+             f"{r['drop_before']:.2f} points there."]
+    if "before" not in r:
+        return lines + ["", "Full int8 meets the budget: no layer is left in float."]
+    v, sizes, latency = summary["validation"], summary["sizes"], summary["latency"]
+    before = r["before"]
+    lines += [f"Keeping {len(r['float_tensors'])} layer(s) in float ({r['float_ops']} of {r['ops']} kernels, "
+              f"{100 * r['float_op_fraction']:.1f}%: {r['float_op_summary']}) brings it to {r['drop_after']:.2f} points.",
+              "", "| on the test split | full int8 | with float fallback |", "|---|---|---|",
+              f"| accuracy | {_pct(before['accuracy'])} | {_pct(v['accuracy_quantized'])} |",
+              f"| top-1 agreement | {_pct(before['top1_agreement'])} | {_pct(v['top1_agreement'])} |",
+              f"| size | {before['size_bytes'] / 1024:.1f} KiB | {sizes['int8_tflite_bytes'] / 1024:.1f} KiB |",
+              f"| latency (mean) | {before['latency']['mean_ms']:.3f} ms | {latency['int8']['mean_ms']:.3f} ms |",
+              "", "Layers left in float, in the order they were reverted (worst RMSE/scale first):", ""]
+    lines += [f"{k}. `{name.split(';')[0]}` (drop after: {step['drop']:.2f})"
+              for k, (name, step) in enumerate(zip(r["float_tensors"], r["steps"][1:]), 1)]
+    return lines + ["", "Per-layer ranking: [layers.md](layers.md), [layers.csv](layers.csv), ![layers](layers.png)"]
 
 
 def _spec_line(spec: dict) -> str:

@@ -31,7 +31,7 @@ def calibration_size_png(rows: list[dict], metric: str, path: Path) -> Path:
     strategy, with the float models as reference lines."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for strategy, marker in (("random", "o"), ("stratified", "s")):
+    for strategy, marker in (("random", "o"), ("stratified", "s"), ("diverse", "^")):
         points = sorted((r for r in rows if r["mode"] == "int8" and r["strategy"] == strategy),
                         key=lambda r: r["size"])
         if points:
@@ -51,6 +51,23 @@ def calibration_size_png(rows: list[dict], metric: str, path: Path) -> Path:
     ax.set_title(f"{metric.replace('_', ' ')} vs calibration size")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def layer_errors_png(rows, threshold: float, path: Path, most: int = 40) -> Path:
+    """Bar chart of RMSE / scale per quantized tensor (worst first), flagged ones in red."""
+    plt = _pyplot()
+    shown = rows[:most]
+    fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.22 * len(shown) + 1.2)))
+    labels = [f"{r.op} {r.tensor.split(';')[0][-38:]}" for r in shown]
+    ax.barh(range(len(shown)), [r.rmse_over_scale for r in shown],
+            color=["tab:red" if r.flagged else "tab:blue" for r in shown])
+    ax.axvline(threshold, color="black", linestyle=":", label=f"suspect above {threshold}")
+    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("RMSE / scale")
+    ax.set_title(f"per-layer quantization error ({len(shown)} of {len(rows)} tensors)")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -1,0 +1,205 @@
+"""Per-layer quantization error, and float fallback of the worst layers to an accuracy budget.
+
+Both use TensorFlow's QuantizationDebugger on the converter path: it calibrates once, measures
+each quantized tensor against its float value (NumericVerify), and re-quantizes with some nodes
+left in float in milliseconds, so the fallback search needs no recalibration.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from int8lab.errors import Int8labError, UsageError
+from int8lab.model.convert import stdout_to_devnull
+
+# Uniform quantization of a smooth signal has an RMSE of scale/sqrt(12) = 0.29 scale; TF's
+# debugging guide treats layers above 0.7 as suspects.
+SUSPECT_RMSE_OVER_SCALE = 0.7
+
+
+class BudgetUnreachableError(Int8labError):
+    """Even the float model misses the accuracy budget: the data or preprocessing is wrong."""
+
+
+@dataclass(frozen=True)
+class LayerError:
+    op: str
+    tensor: str
+    rmse_over_scale: float
+    max_abs_error: float
+    mse: float
+    scale: float
+    flagged: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_debugger(source, calibration):
+    """A QuantizationDebugger for full int8 (int8 I/O), calibrated once on ``calibration``."""
+    if source.kind not in ("keras", "saved_model"):
+        raise UsageError("per-layer diagnosis and float fallback use TF's QuantizationDebugger: give "
+                         "the Keras/SavedModel model (PyTorch, ONNX and .tflite sources are not "
+                         "supported yet)")
+    import tensorflow as tf
+
+    converter = source.tflite_converter()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    options = tf.lite.experimental.QuantizationDebugOptions(fully_quantize=True)
+    with stdout_to_devnull(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the debugger's own use of tf.lite.Interpreter, and I/O stats
+        return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=calibration,
+                                                         debug_options=options)
+
+
+def layer_errors(debugger) -> list[LayerError]:
+    """Every quantized tensor's error against float, worst (by RMSE / scale) first."""
+    with warnings.catch_warnings(), stdout_to_devnull():
+        warnings.simplefilter("ignore")
+        debugger.run()
+    rows = []
+    for key, stats in debugger.layer_statistics.items():
+        tensor, _ = debugger._get_operand_name_and_index(key)  # the name denylisting takes
+        index = debugger._numeric_verify_op_details[key]["inputs"][0]
+        op = debugger._quant_interpreter._get_op_details(debugger._defining_op[index])["op_name"]
+        details = debugger._quant_interpreter._get_tensor_details(index, subgraph_index=0)
+        scale = float(details["quantization_parameters"]["scales"][0])
+        mse = float(stats["mean_squared_error"])
+        rows.append((op, tensor, math.sqrt(mse) / scale if scale else 0.0, float(stats["max_abs_error"]), mse, scale))
+    median = float(np.median([r[2] for r in rows])) if rows else 0.0
+    errors = [LayerError(*r, flagged=r[2] > SUSPECT_RMSE_OVER_SCALE or r[2] > 3 * median) for r in rows]
+    return sorted(errors, key=lambda e: e.rmse_over_scale, reverse=True)
+
+
+def quantize_with_float(debugger, float_tensors: list[str]) -> bytes:
+    """The int8 model with the ops producing ``float_tensors`` left in float."""
+    import tensorflow as tf
+
+    with warnings.catch_warnings(), stdout_to_devnull():
+        warnings.simplefilter("ignore")  # the debugger re-creates a (deprecated) tf.lite.Interpreter
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            fully_quantize=True, denylisted_nodes=list(float_tensors))
+        return debugger.get_nondebug_quantized_model()
+
+
+@dataclass
+class FallbackStep:
+    float_layers: int
+    drop: float  # points of accuracy (or of top-1 agreement) on the ranking set
+
+
+@dataclass
+class FallbackResult:
+    content: bytes
+    float_tensors: list[str]
+    steps: list[FallbackStep]
+    met: bool
+
+
+def fallback_to_budget(debugger, ranked: list[LayerError], drop_of, budget: float,
+                       progress=lambda it, n: it) -> FallbackResult:
+    """Keep the worst-ranked layers in float, one more at a time, until ``drop_of(model)`` is
+    within ``budget``; ``drop_of`` runs a model on the ranking set."""
+    steps, chosen = [], []
+    content = quantize_with_float(debugger, [])
+    drop = drop_of(content)
+    steps.append(FallbackStep(0, drop))
+    for layer in progress(ranked, len(ranked)):
+        if drop <= budget:
+            break
+        chosen.append(layer.tensor)
+        content = quantize_with_float(debugger, chosen)
+        drop = drop_of(content)
+        steps.append(FallbackStep(len(chosen), drop))
+    return FallbackResult(content, chosen, steps, drop <= budget)
+
+
+def errors_markdown(rows: list[LayerError], title: str) -> str:
+    flagged = [r for r in rows if r.flagged]
+    lines = [f"# {title}", "",
+             f"{len(rows)} quantized tensors, ranked by RMSE / scale (about 0.29 is the ideal uniform "
+             f"quantization error; above {SUSPECT_RMSE_OVER_SCALE} or 3x the median is flagged). "
+             f"{len(flagged)} flagged.", "",
+             "| rank | op | tensor | RMSE/scale | max abs error | MSE | scale | flag |", "|---|---|---|---|---|---|---|---|"]
+    for rank, r in enumerate(rows, 1):
+        tensor = r.tensor if len(r.tensor) < 70 else r.tensor[:67] + "..."
+        lines.append(f"| {rank} | {r.op} | `{tensor}` | {r.rmse_over_scale:.3f} | {r.max_abs_error:.4g} | "
+                     f"{r.mse:.3g} | {r.scale:.4g} | {'**yes**' if r.flagged else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def errors_csv(rows: list[LayerError]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(LayerError.__dataclass_fields__))
+    writer.writeheader()
+    writer.writerows(r.as_dict() for r in rows)
+    return buffer.getvalue()
+
+
+@dataclass
+class Recovery:
+    """What ``--max-drop`` did: the model it kept, and the evidence."""
+
+    content: bytes
+    float_tensors: list[str]
+    steps: list[FallbackStep]
+    ranked: list[LayerError]
+    budget: float
+    metric: str  # "accuracy" (labelled ranking set) or "top-1 agreement"
+    ranking_images: int
+
+    @property
+    def needed(self) -> bool:
+        return self.steps[0].drop > self.budget
+
+    def as_dict(self) -> dict:
+        return {"budget_points": self.budget, "metric": self.metric, "ranking_images": self.ranking_images,
+                "drop_before": self.steps[0].drop, "drop_after": self.steps[-1].drop,
+                "float_tensors": self.float_tensors,
+                "steps": [asdict(s) for s in self.steps]}
+
+
+def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False) -> Recovery:
+    """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
+    EvalSet of calibration-split images, never the held-out test split) is within ``budget``."""
+    from int8lab.model.convert import convert
+    from int8lab.progress import track
+    from int8lab.runtime import LiteRTModel
+    from int8lab.validate import predict_all
+
+    if budget < 0:
+        raise UsageError(f"--max-drop is a loss in points and cannot be negative, got {budget}")
+    reference = predict_all(source, ranking.tensors, "ranking set (float)", progress)
+    labelled = ranking.labels is not None
+
+    def drop_of(content: bytes) -> float:
+        out = LiteRTModel(content).predict(ranking.tensors).reshape(len(ranking.tensors), -1)
+        if labelled:
+            return 100 * float(np.mean(reference.argmax(1) == ranking.labels) - np.mean(out.argmax(1) == ranking.labels))
+        return 100 * float(1 - np.mean(out.argmax(1) == reference.argmax(1)))
+
+    debugger = make_debugger(source, calibration)
+    ranked = layer_errors(debugger)
+    result = fallback_to_budget(debugger, ranked, drop_of, budget,
+                                lambda it, n: track(it, n, "float fallback", progress))
+    metric = "accuracy" if labelled else "top-1 agreement"
+    if not result.met:
+        float_drop = drop_of(convert(source, "none"))
+        if float_drop > budget:
+            raise BudgetUnreachableError(
+                f"even the fp32 .tflite loses {float_drop:.2f} points of {metric} on the ranking set "
+                f"(budget {budget}): the data, the labels or the preprocessing is wrong, not the quantization")
+        raise BudgetUnreachableError(
+            f"with all {len(ranked)} quantized layers in float the drop is still {result.steps[-1].drop:.2f} "
+            f"points (budget {budget}); only the int8 input/output remain: try int8-float-io")
+    return Recovery(result.content, result.float_tensors, result.steps, ranked, budget, metric,
+                    len(ranking.tensors))

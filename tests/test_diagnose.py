@@ -1,0 +1,87 @@
+"""Per-layer errors and the float-fallback loop, with TF's QuantizationDebugger on the example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from int8lab.diagnose import (SUSPECT_RMSE_OVER_SCALE, layer_errors, fallback_to_budget, make_debugger,
+                              quantize_with_float, recover_accuracy)
+from int8lab.errors import UsageError
+from int8lab.model.source import load_model_source
+from int8lab.model.tflite_info import inspect_tflite
+from int8lab.runtime import LiteRTModel
+
+
+@pytest.fixture(scope="module")
+def source(fashion_model):
+    return load_model_source(fashion_model)
+
+
+@pytest.fixture(scope="module")
+def debugger(source, fashion_dir, fashion_opts):
+    calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), split="val",
+                                         num_samples=30)
+    return make_debugger(source, calibration)
+
+
+@pytest.fixture(scope="module")
+def ranked(debugger):
+    return layer_errors(debugger)
+
+
+@pytest.fixture(scope="module")
+def agreement_drop(source, fashion_dir, fashion_opts):
+    """Points of top-1 agreement lost against the float model on 60 calibration-split images."""
+    generator = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), split="val", num_samples=60)
+    tensors = np.concatenate(list(generator.generate_batches()))
+    reference = source.predict(tensors).argmax(1)
+    return lambda content: 100 * float(1 - np.mean(LiteRTModel(content).predict(tensors).argmax(1) == reference))
+
+
+def test_every_quantized_layer_is_ranked_worst_first(ranked):
+    assert len(ranked) == 8 and {r.op for r in ranked} >= {"CONV_2D", "FULLY_CONNECTED"}
+    values = [r.rmse_over_scale for r in ranked]
+    assert values == sorted(values, reverse=True) and 0.05 < values[-1] <= values[0] < 2
+
+
+def test_flags_follow_the_suspect_threshold(ranked):
+    median = float(np.median([r.rmse_over_scale for r in ranked]))
+    for r in ranked:
+        assert r.flagged == (r.rmse_over_scale > SUSPECT_RMSE_OVER_SCALE or r.rmse_over_scale > 3 * median)
+
+
+def test_denylisted_layer_stays_float_and_the_rest_integer(debugger, ranked):
+    conv = next(r for r in ranked if r.op == "CONV_2D")
+    info = inspect_tflite(quantize_with_float(debugger, [conv.tensor]))
+    assert info.float_op_summary() == "CONV_2D x1" and info.inputs[0].dtype == "int8"
+
+
+def test_fallback_stops_at_once_when_full_int8_meets_the_budget(debugger, ranked, agreement_drop):
+    result = fallback_to_budget(debugger, ranked, agreement_drop, budget=100.0)
+    assert result.met and result.float_tensors == [] and len(result.steps) == 1
+
+
+def test_fallback_reverts_worst_first_until_the_budget_holds(debugger, ranked, agreement_drop):
+    result = fallback_to_budget(debugger, ranked, agreement_drop, budget=0.0)
+    assert result.float_tensors == [r.tensor for r in ranked[:len(result.float_tensors)]]
+    assert all(step.drop > 0.0 for step in result.steps[:-1])
+    assert result.met == (result.steps[-1].drop <= 0.0)
+    assert result.met or len(result.float_tensors) == len(ranked)
+
+
+def test_fallback_reports_a_budget_it_cannot_meet(debugger, ranked):
+    result = fallback_to_budget(debugger, ranked, lambda content: 5.0, budget=1.0)
+    assert not result.met and len(result.float_tensors) == len(ranked) and len(result.steps) == len(ranked) + 1
+
+
+def test_negative_budget_is_refused(source, debugger):
+    with pytest.raises(UsageError, match="cannot be negative"):
+        recover_accuracy(source, None, None, -0.5)
+
+
+def test_torch_source_is_refused_with_a_reason(torch_options):
+    from conftest import TORCH_MODEL
+
+    with pytest.raises(UsageError, match="QuantizationDebugger"):
+        make_debugger(load_model_source(TORCH_MODEL, torch_options), None)
