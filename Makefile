@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_calibration_loading.py
 	$(BIN)/python bench/bench_backends.py
+	$(BIN)/python bench/bench_calibration_strategies.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

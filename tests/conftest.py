@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +176,20 @@ def torch_onnx(tmp_path_factory, torch_options) -> Path:
 
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     return TorchSource(TORCH_MODEL, torch_options).export_onnx(path)
+
+
+def int8lab(*args, check=True) -> subprocess.CompletedProcess:
+    """The `int8lab` command as a user runs it: a real subprocess, real files, real exit codes."""
+    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+MOBILENET = ROOT / "examples" / "fashion" / "mobilenetv3.keras"
+
+
+@pytest.fixture(scope="session")
+def mobilenet_model() -> Path:
+    """The model that quantizes badly: MobileNetV3-Small (hard-swish), 48x48x3 in [-1, 1]."""
+    return MOBILENET

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import tiny_keras_model
+
 from int8lab.checks import PreflightError, check_batch, check_calibration_size, check_overlap
 from int8lab.config import DataOptions
 from int8lab.pipeline import convert_job

@@ -53,3 +53,9 @@ def test_auto_preset_is_recorded_in_the_sidecar(tmp_path, fashion_model, fashion
                          replace(DataOptions(quiet=True), preset="auto"), "dynamic")
     assert result.metadata["preprocessing"]["preset"] == "unit"
     assert result.metadata["preprocessing_detection"]["picked"] == {"preset": "unit", "color": "rgb"}
+
+
+def test_mobilenet_trained_on_minus_one_to_one_is_detected(mobilenet_model, fashion_dir):
+    source = load_model_source(mobilenet_model)
+    opts, _ = resolve_auto_preset(source, fashion_dir, DataOptions(preset="auto", quiet=True), "val")
+    assert opts.preset == "tf"

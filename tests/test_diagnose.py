@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from int8lab.diagnose import (SUSPECT_RMSE_OVER_SCALE, layer_errors, fallback_to_budget, make_debugger,
-                              quantize_with_float, recover_accuracy)
+from int8lab.diagnose import (
+    SUSPECT_RMSE_OVER_SCALE,
+    fallback_to_budget,
+    layer_errors,
+    make_debugger,
+    quantize_with_float,
+    recover_accuracy,
+)
 from int8lab.errors import UsageError
 from int8lab.model.source import load_model_source
 from int8lab.model.tflite_info import inspect_tflite

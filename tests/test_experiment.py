@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from int8lab.config import DataOptions
 from int8lab.errors import UsageError
 from int8lab.experiment import ExperimentConfig, build_grid, parse_sizes, prepare, run_experiment
 from int8lab.report.experiment import write_report

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import save_broken_files, save_odd_files
 from PIL import Image
 
-from conftest import save_broken_files, save_odd_files
 from int8lab import imageops
 from int8lab.preprocess import resolve_preprocess_spec
 

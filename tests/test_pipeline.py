@@ -46,7 +46,6 @@ def test_another_seed_draws_other_calibration_files(tmp_path, fashion_int8, fash
 
 def test_model_left_partly_float_is_refused_and_nothing_is_written(tmp_path, photo):
     import keras
-
     from conftest import tiny_keras_model
 
     tiny_keras_model(keras.layers.Lambda(keras.ops.sin)).export(tmp_path / "sin", verbose=False)
@@ -106,6 +105,7 @@ def test_quantize_meets_the_example_targets(tmp_path, fashion_model, fashion_dir
 def test_pytorch_state_dict_meets_the_targets_and_writes_onnx(tmp_path, torch_options, fashion_dir, fashion_opts):
     """Issue acceptance: fully integer, agreement >= 99 %, accuracy drop <= 1 point."""
     from conftest import TORCH_MODEL
+
     from int8lab.model.source import load_model_source
 
     summary = quantize_job(load_model_source(TORCH_MODEL, torch_options), fashion_dir, tmp_path,
@@ -153,3 +153,17 @@ def test_max_drop_met_by_full_int8_leaves_nothing_float(tmp_path, fashion_model,
     assert summary["recovery"]["float_tensors"] == [] and "before" not in summary["recovery"]
     assert summary["conversion"]["tflite"]["fully_integer"] and not (tmp_path / "model_int8_full.tflite").exists()
     assert "Full int8 meets the budget" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_max_drop_recovers_the_badly_quantizing_model(tmp_path, mobilenet_model, fashion_dir):
+    """Issue acceptance: the budget holds on the ranking set with at most 10 % of kernels in float."""
+    summary = quantize_job(mobilenet_model, fashion_dir, tmp_path, DataOptions(preset="tf", quiet=True),
+                           max_drop=0.5)
+    r = summary["recovery"]
+    assert r["drop_before"] > 0.5 >= r["drop_after"]
+    assert 0 < r["float_op_fraction"] <= 0.10 and len(r["float_tensors"]) == r["float_ops"]
+    assert summary["validation"]["accuracy_quantized"] >= r["before"]["accuracy"]
+    assert not summary["conversion"]["tflite"]["fully_integer"]
+    assert (tmp_path / "model_int8_full.tflite").is_file() and (tmp_path / "layers.csv").is_file()
+    assert "Accuracy recovery" in (tmp_path / "report.md").read_text()

@@ -49,6 +49,15 @@ def load_split(source: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def load_training_split(source: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels, the labels renumbered to the sorted class-folder order int8lab (and
+    Keras' image_dataset_from_directory) use, so a model trained on them reads data/ directly."""
+    images, labels = load_split(source, prefix)
+    sorted_index = {name: i for i, name in enumerate(sorted(CLASS_NAMES))}
+    remap = np.array([sorted_index[name] for name in CLASS_NAMES])  # original -> sorted-folder index
+    return images, remap[labels]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path)

@@ -14,8 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
-from build_data import CLASS_NAMES, find_source, load_split
+from build_data import CLASS_NAMES, find_source, load_training_split
 
 HERE = Path(__file__).resolve().parent
 SIZE = (48, 48)
@@ -29,6 +28,21 @@ def preprocess(images: np.ndarray) -> np.ndarray:
     return np.stack([array_to_tensor(image, spec, "nhwc") for image in images])
 
 
+def build_model():
+    import keras
+
+    return keras.applications.MobileNetV3Small(
+        input_shape=(*SIZE, 3), alpha=0.75, weights=None, classes=len(CLASS_NAMES),
+        include_preprocessing=False, dropout_rate=0.1)
+
+
+def save_for_inference(model, path: Path) -> None:
+    """Save the weights in a fresh, uncompiled copy: no optimizer state (two thirds of the file)."""
+    clean = build_model()
+    clean.set_weights(model.get_weights())
+    clean.save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path)
@@ -40,25 +54,19 @@ def main() -> None:
 
     keras.utils.set_random_seed(0)
     source = find_source(args.source)
-    sorted_index = {name: i for i, name in enumerate(sorted(CLASS_NAMES))}
-    remap = np.array([sorted_index[name] for name in CLASS_NAMES])
-    images, labels = load_split(source, "train")
-    x, y = preprocess(images), remap[labels]
-    model = keras.applications.MobileNetV3Small(
-        input_shape=(*SIZE, 3), alpha=0.75, weights=None, classes=len(CLASS_NAMES),
-        include_preprocessing=False, dropout_rate=0.1)
+    images, labels = load_training_split(source, "train")
+    x, y = preprocess(images), labels
+    model = build_model()
     for layer in model.layers:  # Keras' 0.999 needs far more steps than 4 epochs for its moving stats
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(x, y, batch_size=128, epochs=args.epochs, validation_split=0.05, verbose=2)
-    test_images, test_labels = load_split(source, "t10k")
-    _, accuracy = model.evaluate(preprocess(test_images), remap[test_labels], verbose=0)
+    test_images, test_labels = load_training_split(source, "t10k")
+    _, accuracy = model.evaluate(preprocess(test_images), test_labels, verbose=0)
     print(f"accuracy on the 10,000 official test images: {accuracy:.4f}")
-    clean = keras.models.clone_model(model)
-    clean.set_weights(model.get_weights())
-    clean.save(args.out)
+    save_for_inference(model, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {model.count_params()} parameters)")
 
 

@@ -14,8 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
-from build_data import CLASS_NAMES, find_source, load_split
+from build_data import CLASS_NAMES, find_source, load_training_split
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,17 +58,15 @@ def main() -> None:
 
     keras.utils.set_random_seed(0)
     source = find_source(args.source)
-    images, labels = load_split(source, "train")
-    sorted_index = {name: i for i, name in enumerate(sorted(CLASS_NAMES))}
-    remap = np.array([sorted_index[name] for name in CLASS_NAMES])  # original -> sorted-folder index
+    images, labels = load_training_split(source, "train")
     x = images[..., None].astype(np.float32) / 255.0
-    y = remap[labels]
+    y = labels
     model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(x, y, batch_size=128, epochs=args.epochs, validation_split=0.05, verbose=2)
-    test_images, test_labels = load_split(source, "t10k")
-    _, accuracy = model.evaluate(test_images[..., None] / 255.0, remap[test_labels], verbose=0)
+    test_images, test_labels = load_training_split(source, "t10k")
+    _, accuracy = model.evaluate(test_images[..., None] / 255.0, test_labels, verbose=0)
     print(f"accuracy on the 10,000 official test images: {accuracy:.4f}")
     save_for_inference(model, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {model.count_params()} parameters)")

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from build_data import CLASS_NAMES, find_source, load_split
+from build_data import find_source, load_training_split
 from fashion_torch import build_model
 
 HERE = Path(__file__).resolve().parent
@@ -28,11 +27,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     source = find_source(args.source)
-    sorted_index = {name: i for i, name in enumerate(sorted(CLASS_NAMES))}
-    remap = np.array([sorted_index[name] for name in CLASS_NAMES])  # original -> sorted-folder index
-    images, labels = load_split(source, "train")
+    images, labels = load_training_split(source, "train")
     x = torch.from_numpy(images[:, None].astype(np.float32) / 255.0)
-    y = torch.from_numpy(remap[labels].astype(np.int64))
+    y = torch.from_numpy(labels.astype(np.int64))
     model = build_model()
     optimizer = torch.optim.Adam(model.parameters(), 2e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 4e-3, epochs=args.epochs,
@@ -52,10 +49,10 @@ def main() -> None:
             total += loss.item() * len(batch)
         print(f"epoch {epoch + 1}: loss {total / len(x):.4f}", flush=True)
     model.eval()
-    test_images, test_labels = load_split(source, "t10k")
+    test_images, test_labels = load_training_split(source, "t10k")
     with torch.no_grad():
         predictions = model(torch.from_numpy(test_images[:, None].astype(np.float32) / 255.0)).argmax(1)
-    accuracy = float((predictions.numpy() == remap[test_labels]).mean())
+    accuracy = float((predictions.numpy() == test_labels).mean())
     print(f"accuracy on the 10,000 official test images: {accuracy:.4f}")
     torch.save(model.state_dict(), args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, "

@@ -17,8 +17,16 @@ import numpy as np
 from int8lab import __version__
 from int8lab.atomic import atomic_write, write_text_atomic
 from int8lab.benchmark import measure_latency
-from int8lab.checks import (Finding, check_batch, check_calibration_size, check_double_normalisation,
-                            check_interface, check_layout, check_overlap, raise_on_errors)
+from int8lab.checks import (
+    Finding,
+    check_batch,
+    check_calibration_size,
+    check_double_normalisation,
+    check_interface,
+    check_layout,
+    check_overlap,
+    raise_on_errors,
+)
 from int8lab.config import DataOptions
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, convert
@@ -28,8 +36,7 @@ from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
 from int8lab.report.plots import confusion_matrix_png
 from int8lab.runtime import LiteRTModel
-from int8lab.validate import (EvalSet, compare_models, load_eval_set, load_reference, predict_all,
-                              read_labels_file)
+from int8lab.validate import EvalSet, compare_models, load_eval_set, load_reference, predict_all, read_labels_file
 
 
 class NotFullyIntegerError(Int8labError):
@@ -249,8 +256,9 @@ def read_sidecar(model_path: Path) -> dict:
 
 def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,
                    generator, labels: list[str], warnings: list[Finding]) -> dict:
-    import tensorflow as tf
     from importlib.metadata import version
+
+    import tensorflow as tf
 
     calibration = None
     if generator is not None:

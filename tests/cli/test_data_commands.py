@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
-
-from conftest import save_broken_files
+from conftest import int8lab, save_broken_files
 
 FASHION_FLAGS = ["--input-size", "28", "28", "--channels", "1", "--preset", "unit", "-q"]
-
-
-def int8lab(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)],
-                            capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def test_inspect_json_has_the_documented_fields(fashion_dir):

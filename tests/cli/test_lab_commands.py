@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-
-
-def int8lab(*args):
-    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result
+from conftest import int8lab
 
 
 def test_bench_json_lists_each_model_with_ratios(fashion_fp32_tflite, fashion_int8):

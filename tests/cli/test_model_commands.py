@@ -7,14 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-
-def int8lab(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)],
-                            capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+from conftest import int8lab
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-
 from conftest import PHOTOS
+
 from int8lab.data.discovery import UNLABELLED, detect_dataset_type, discover
 from int8lab.errors import DatasetError
 

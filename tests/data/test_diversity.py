@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import save_broken_files
 
 from int8lab import RepresentativeDataGenerator
 from int8lab.data.discovery import discover
 from int8lab.data.diversity import k_center_order, thumbnails
-
-from conftest import save_broken_files
 
 
 def test_k_center_takes_one_from_each_cluster_first():

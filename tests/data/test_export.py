@@ -4,11 +4,10 @@ import subprocess
 import sys
 
 import numpy as np
+from conftest import save_broken_files
 
 from int8lab import RepresentativeDataGenerator, create_representative_dataset_module, export_npy
 from int8lab.preprocess import PreprocessSpec
-
-from conftest import save_broken_files
 
 
 def make_kwargs(options):

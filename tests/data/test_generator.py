@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import save_broken_files, save_odd_files
+
 from int8lab import RepresentativeDataGenerator
 from int8lab.errors import DatasetError, NoValidImagesError
 

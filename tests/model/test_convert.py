@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from int8lab.errors import UsageError
 from int8lab.model.convert import CALIBRATED_MODES, MODES, convert
 from int8lab.model.source import KerasSource
 from int8lab.model.tflite_info import inspect_tflite
-from int8lab.errors import UsageError
 
 EXPECTED_INPUT = {"none": "float32", "fp16": "float32", "dynamic": "float32", "int8": "int8",
                   "uint8": "uint8", "int8-float-io": "float32", "int16x8": "int16"}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from conftest import tiny_keras_model
+
 from int8lab.model.tflite_info import inspect_tflite
 
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from conftest import TORCH_MODEL
+
 from int8lab.errors import UsageError
 from int8lab.model.convert import convert
 from int8lab.model.source import ModelOptions, load_model_source

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import get_type_hints
 from dataclasses import fields
+from typing import get_type_hints
 
 import typer
 
 from int8lab.config import DataOptions
-
 
 _HELP = {
     "dataset_type": ("--dataset-type", "auto | classification | detection | folder | npy."),
