@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 
 from int8lab.diagnose import (
+    IDEAL_RMSE_OVER_SCALE,
     SUSPECT_RMSE_OVER_SCALE,
     fallback_to_budget,
     layer_errors,
     make_debugger,
     quantize_with_float,
     recover_accuracy,
+    tensor_errors,
 )
 from int8lab.errors import UsageError
-from int8lab.model.source import load_model_source
+from int8lab.model.convert import convert
+from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.model.tflite_info import inspect_tflite
 from int8lab.runtime import LiteRTModel
 
@@ -91,3 +94,35 @@ def test_torch_source_is_refused_with_a_reason(torch_options):
 
     with pytest.raises(UsageError, match="QuantizationDebugger"):
         make_debugger(load_model_source(TORCH_MODEL, torch_options), None)
+
+
+@pytest.fixture(scope="module")
+def side_by_side(fashion_model, fashion_dir, fashion_opts):
+    """End-to-end errors of the example through ai-edge-quantizer, and its int8 model."""
+    source = load_model_source(fashion_model, ModelOptions(backend="aeq"))
+    calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), split="val", num_samples=20)
+    quantized = convert(source, "int8", calibration)
+    samples = [sample[None] for batch in calibration.generate_batches() for sample in batch]
+    return tensor_errors(convert(source, "none"), quantized, samples), quantized
+
+
+def test_side_by_side_ranks_each_quantized_activation_worst_first(side_by_side):
+    rows, quantized = side_by_side
+    kernels = {op: n for op, n in inspect_tflite(quantized).op_histogram.items() if op not in ("QUANTIZE", "DEQUANTIZE")}
+    assert sorted(r.op for r in rows) == sorted(op for op, n in kernels.items() for _ in range(n))
+    values = [r.rmse_over_scale for r in rows]
+    assert values == sorted(values, reverse=True) and all(np.isfinite(values))
+
+
+def test_side_by_side_error_starts_near_the_ideal_and_grows_with_depth(side_by_side):
+    rows, _ = side_by_side
+    first_conv = min((r for r in rows if r.op == "CONV_2D"), key=lambda r: r.rmse_over_scale)
+    assert first_conv.rmse_over_scale < 3 * IDEAL_RMSE_OVER_SCALE
+    assert max(r.rmse_over_scale for r in rows) > first_conv.rmse_over_scale
+
+
+def test_side_by_side_of_a_model_with_itself_has_no_error(side_by_side):
+    _, quantized = side_by_side
+    samples = [np.full((1, 28, 28, 1), v, np.float32) for v in (0.0, 0.5, 1.0)]
+    rows = tensor_errors(quantized, quantized, samples)
+    assert rows and all(r.mse == 0 and r.max_abs_error == 0 and not r.flagged for r in rows)

@@ -106,3 +106,32 @@ def test_pool_draws_what_the_generator_draws(tmp_path, fashion_model, fashion_di
     drawn = pool.draw("stratified", 3, 12)
     assert drawn == generator.selected
     assert np.array_equal(pool.tensors[[pool.rows[i] for i in drawn]], expected)
+
+
+def test_a_variant_the_converter_refuses_is_reported_and_the_rest_is_built(tmp_path, photo_paths):
+    """int16x8 has no HARD_SWISH kernel: that variant is listed with the reason, not a crash."""
+    import shutil
+
+    import keras
+    from conftest import tiny_keras_model
+
+    from int8lab.config import DataOptions
+
+    for split in ("val", "test"):
+        for k, name in enumerate(("a", "b", "c")):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for j in range(2):
+                photo = photo_paths[(2 * k + j) % len(photo_paths)]
+                shutil.copy(photo, tmp_path / "data" / split / name / f"{j}{photo.suffix}")
+    tiny_keras_model(keras.layers.Activation(keras.activations.hard_swish)).save(tmp_path / "hs.keras")
+    config = ExperimentConfig(calib_sizes="4", repeats=1, latency_runs=2, strategies=("random",))
+    results = run_experiment(tmp_path / "hs.keras", tmp_path / "data", tmp_path / "lab", DataOptions(quiet=True),
+                             config)
+    assert [f["group"] for f in results["failed"]] == ["int16x8"]
+    assert "HARD_SWISH" in results["failed"][0]["error"]
+    assert {r["group"] for r in results["variants"]} >= {"fp32", "fp16", "dynamic", "int8_random_n4"}
+    write_report(results, tmp_path / "lab")
+    assert "- int16x8: Quantization to 16x8-bit not yet supported for op: 'HARD_SWISH'." in (
+        tmp_path / "lab" / "metrics.md").read_text()
+    rerun = run_experiment(tmp_path / "hs.keras", tmp_path / "data", tmp_path / "lab", DataOptions(quiet=True), config)
+    assert rerun["resumed"] == len(results["variants"]) + 1 and rerun["failed"] == results["failed"]

@@ -147,6 +147,18 @@ def test_diagnose_job_writes_the_ranked_table_csv_and_chart(tmp_path, fashion_mo
     assert "| 1 | " in (tmp_path / "layers.md").read_text()
 
 
+def test_diagnose_job_ranks_a_pytorch_model_side_by_side(tmp_path, torch_options, fashion_dir, fashion_opts):
+    from conftest import TORCH_MODEL
+
+    from int8lab.model.source import load_model_source
+    from int8lab.pipeline import diagnose_job
+
+    rows = diagnose_job(load_model_source(TORCH_MODEL, torch_options), fashion_dir, tmp_path, fashion_opts)
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= {r.op for r in rows}
+    assert len((tmp_path / "layers.csv").read_text().splitlines()) == len(rows) + 1
+    assert "side by side" in (tmp_path / "layers.md").read_text() and (tmp_path / "layers.png").is_file()
+
+
 @pytest.mark.slow
 def test_max_drop_met_by_full_int8_leaves_nothing_float(tmp_path, fashion_model, fashion_dir, fashion_opts):
     summary = quantize_job(fashion_model, fashion_dir, tmp_path, fashion_opts, max_drop=1.0)

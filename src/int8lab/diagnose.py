@@ -1,8 +1,12 @@
 """Per-layer quantization error, and float fallback of the worst layers to an accuracy budget.
 
-Both use TensorFlow's QuantizationDebugger on the converter path: it calibrates once, measures
-each quantized tensor against its float value (NumericVerify), and re-quantizes with some nodes
-left in float in milliseconds, so the fallback search needs no recalibration.
+On the converter path (Keras/SavedModel) both use TensorFlow's QuantizationDebugger: it
+calibrates once, measures each quantized tensor against its float value (NumericVerify), and
+re-quantizes with some nodes left in float in milliseconds, so the fallback search needs no
+recalibration. On the ai-edge-quantizer path (.tflite, PyTorch, ONNX) the per-layer error comes
+from running the float and the quantized .tflite side by side, as ai-edge-quantizer's own
+validation does: it keeps the float model's tensor names, so each quantized activation has its
+float counterpart.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from int8lab.model.convert import stdout_to_devnull
 
 # Uniform quantization of a smooth signal has an RMSE of scale/sqrt(12) = 0.29 scale; TF's
 # debugging guide treats layers above 0.7 as suspects.
+IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
 SUSPECT_RMSE_OVER_SCALE = 0.7
 
 
@@ -43,10 +48,10 @@ class LayerError:
 
 def make_debugger(source, calibration):
     """A QuantizationDebugger for full int8 (int8 I/O), calibrated once on ``calibration``."""
-    if source.kind not in ("keras", "saved_model"):
-        raise UsageError("per-layer diagnosis and float fallback use TF's QuantizationDebugger: give "
-                         "the Keras/SavedModel model (PyTorch, ONNX and .tflite sources are not "
-                         "supported yet)")
+    if not uses_debugger(source):
+        raise UsageError("float fallback (--max-drop) uses TF's QuantizationDebugger: give the "
+                         "Keras/SavedModel model with the converter backend (for PyTorch, ONNX and "
+                         ".tflite models, `int8lab diagnose` ranks the layers)")
     import tensorflow as tf
 
     converter = source.tflite_converter()
@@ -61,6 +66,11 @@ def make_debugger(source, calibration):
                                                          debug_options=options)
 
 
+def uses_debugger(source) -> bool:
+    """Whether TF's QuantizationDebugger can quantize this source (the converter path)."""
+    return source.kind in ("keras", "saved_model") and getattr(source, "backend", "converter") == "converter"
+
+
 def layer_errors(debugger) -> list[LayerError]:
     """Every quantized tensor's error against float, worst (by RMSE / scale) first."""
     with warnings.catch_warnings(), stdout_to_devnull():
@@ -73,10 +83,67 @@ def layer_errors(debugger) -> list[LayerError]:
         op = debugger._quant_interpreter._get_op_details(debugger._defining_op[index])["op_name"]
         details = debugger._quant_interpreter._get_tensor_details(index, subgraph_index=0)
         scale = float(details["quantization_parameters"]["scales"][0])
-        mse = float(stats["mean_squared_error"])
-        rows.append((op, tensor, math.sqrt(mse) / scale if scale else 0.0, float(stats["max_abs_error"]), mse, scale))
-    median = float(np.median([r[2] for r in rows])) if rows else 0.0
-    errors = [LayerError(*r, flagged=r[2] > SUSPECT_RMSE_OVER_SCALE or r[2] > 3 * median) for r in rows]
+        rows.append((op, tensor, float(stats["max_abs_error"]), float(stats["mean_squared_error"]), scale))
+    return _ranked(rows)
+
+
+def tensor_errors(float_content: bytes, quantized_content: bytes, samples) -> list[LayerError]:
+    """Every quantized activation of ``quantized_content`` against the float model's tensor of
+    the same name, over ``samples`` (float32 batches of the model's batch size), worst first.
+
+    The error is end to end (it includes what earlier layers let through), so a layer is flagged
+    where the error grows: more than 3x the largest error among its own inputs."""
+    from int8lab.runtime import LiteRTModel
+
+    reference = LiteRTModel(float_content, keep_tensors=True)
+    target = LiteRTModel(quantized_content, keep_tensors=True)
+    float_details = {d["name"]: d for d in reference.interpreter.get_tensor_details()}
+    tracked = []  # (op, quantized tensor details, its op's input tensor indices)
+    for op in target.interpreter._get_ops_details():
+        for index in op["outputs"]:
+            details = target.interpreter._get_tensor_details(index, 0)
+            if details["quantization"][0] and details["name"] in float_details:
+                tracked.append((op["op_name"], details, list(op["inputs"])))
+    squared, worst, count = np.zeros(len(tracked)), np.zeros(len(tracked)), 0
+    for sample in samples:
+        reference.invoke(sample)
+        target.invoke(sample)
+        count += 1
+        for k, (_, details, _) in enumerate(tracked):
+            error = _real(target, details) - _real(reference, float_details[details["name"]])
+            squared[k] += float(np.mean(error ** 2))
+            worst[k] = max(worst[k], float(np.abs(error).max()))
+    if not count:
+        raise UsageError("no calibration sample to compare the layers on")
+    rows = [(op, details["name"], worst[k], squared[k] / count, float(details["quantization"][0]))
+            for k, (op, details, _) in enumerate(tracked)]
+    ratio = {details["index"]: _ratio(row) for row, (_, details, _) in zip(rows, tracked)}
+    flags = [ratio[details["index"]] > 3 * max([ratio[i] for i in inputs if i in ratio], default=IDEAL_RMSE_OVER_SCALE)
+             for _, details, inputs in tracked]
+    return _ranked(rows, flags)
+
+
+def _real(model, details: dict) -> np.ndarray:
+    """A tensor's real values (dequantized when it is quantized) after the last call."""
+    values = model.interpreter.get_tensor(details["index"]).astype(np.float32)
+    scale, zero_point = details["quantization"]
+    return (values - zero_point) * scale if scale else values
+
+
+def _ratio(row: tuple[str, str, float, float, float]) -> float:
+    _, _, _, mse, scale = row
+    return math.sqrt(mse) / scale if scale else 0.0
+
+
+def _ranked(rows: list[tuple[str, str, float, float, float]], flags: list[bool] | None = None) -> list[LayerError]:
+    """(op, tensor, max abs error, MSE, scale) rows as LayerErrors, worst first. Unless ``flags``
+    says otherwise, a row is flagged above the suspect threshold or 3x the median."""
+    ratios = [_ratio(row) for row in rows]
+    median = float(np.median(ratios)) if rows else 0.0
+    if flags is None:
+        flags = [ratio > SUSPECT_RMSE_OVER_SCALE or ratio > 3 * median for ratio in ratios]
+    errors = [LayerError(op, tensor, ratio, worst, mse, scale, flagged=flag)
+              for (op, tensor, worst, mse, scale), ratio, flag in zip(rows, ratios, flags)]
     return sorted(errors, key=lambda e: e.rmse_over_scale, reverse=True)
 
 
@@ -123,12 +190,17 @@ def fallback_to_budget(debugger, ranked: list[LayerError], drop_of, budget: floa
     return FallbackResult(content, chosen, steps, drop <= budget)
 
 
-def errors_markdown(rows: list[LayerError], title: str) -> str:
+PER_LAYER = (f"each layer's own error, given its quantized inputs (TF's QuantizationDebugger); about 0.29 is "
+             f"the ideal uniform quantization error; above {SUSPECT_RMSE_OVER_SCALE} or 3x the median is flagged")
+END_TO_END = ("the error up to each tensor, float and int8 .tflite run side by side on the calibration images "
+              "(as ai-edge-quantizer's validation does); a layer is flagged where the error grows more than 3x "
+              "over its inputs'")
+
+
+def errors_markdown(rows: list[LayerError], title: str, method: str = PER_LAYER) -> str:
     flagged = [r for r in rows if r.flagged]
     lines = [f"# {title}", "",
-             f"{len(rows)} quantized tensors, ranked by RMSE / scale (about 0.29 is the ideal uniform "
-             f"quantization error; above {SUSPECT_RMSE_OVER_SCALE} or 3x the median is flagged). "
-             f"{len(flagged)} flagged.", "",
+             f"{len(rows)} quantized tensors, ranked by RMSE / scale: {method}. {len(flagged)} flagged.", "",
              "| rank | op | tensor | RMSE/scale | max abs error | MSE | scale | flag |", "|---|---|---|---|---|---|---|---|"]
     for rank, r in enumerate(rows, 1):
         tensor = r.tensor if len(r.tensor) < 70 else r.tensor[:67] + "..."

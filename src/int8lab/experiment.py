@@ -25,7 +25,8 @@ from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
 from int8lab.errors import UsageError
 from int8lab.evaluate import agreement_metrics, labelled_metrics
-from int8lab.model.convert import CALIBRATED_MODES, MODES, available_modes
+from int8lab.model.aeq import QuantizerError
+from int8lab.model.convert import CALIBRATED_MODES, MODES, ConversionError, available_modes
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
@@ -34,6 +35,7 @@ from int8lab.validate import EvalSet
 FLOAT_MODES = ("none", "fp16", "dynamic")
 DEFAULT_SIZES = "10,50,100,300"
 SINGLE_CLASS = "single-class"
+FAILED = "failed.json"  # in a variant's folder: the back end refused to build it (and why)
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,14 @@ def build_variant(variant: Variant, source, spec: PreprocessSpec, pool: Calibrat
         selected = pool.draw(strategy, variant.seed, variant.size, variant.only_class)
         calibration = Calibration(pool.tensors, [pool.rows[i] for i in selected], pool.index,
                                   selected, variant.seed, variant.strategy)
-    content = convert(source, variant.mode, calibration)
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        content = convert(source, variant.mode, calibration)
+    except (ConversionError, QuantizerError) as exc:
+        # One mode the model cannot take (int16x8 of hard-swish, say) is a result, not a crash.
+        failure = {"variant": asdict(variant), "group": variant.group, "error": str(exc)}
+        write_text_atomic(out_dir / FAILED, json.dumps(failure, indent=2) + "\n")
+        return failure
     write_model(out_dir / "model.tflite", content,
                 model_metadata(source, variant.mode, spec, inspect_tflite(content), calibration, labels, []))
     metrics = evaluate_variant(variant, content, eval_set, native, out_dir)
@@ -281,7 +289,7 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     strategies = tuple(s for s in config.strategies if s != "stratified" or pool.index.class_names)
     grid = build_grid(sizes, config.repeats, opts.seed, single, class_size, strategies, available_modes(source))
     variants_dir = out_dir / "variants"
-    todo = [v for v in grid if not (variants_dir / v.name / "metrics.json").is_file()]
+    todo = [v for v in grid if not any((variants_dir / v.name / name).is_file() for name in ("metrics.json", FAILED))]
     progress = progress_enabled(not opts.quiet)
     if config.workers > 1 and len(todo) > 1:
         context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
@@ -295,8 +303,10 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
         for variant in track(todo, len(todo), "variants", progress):
             build_variant(variant, source, spec, pool, eval_set, native,
                           variants_dir / variant.name, class_names)
-    results = [json.loads((variants_dir / v.name / "metrics.json").read_text()) for v in grid]
-    models = [LiteRTModel(variants_dir / v.name / "model.tflite") for v in grid]
+    built = [v for v in grid if (variants_dir / v.name / "metrics.json").is_file()]
+    failed = [json.loads((variants_dir / v.name / FAILED).read_text()) for v in grid if v not in built]
+    results = [json.loads((variants_dir / v.name / "metrics.json").read_text()) for v in built]
+    models = [LiteRTModel(variants_dir / v.name / "model.tflite") for v in built]
     for row, latency in zip(results, bench_latencies(models, config.latency_runs)):
         row["latency"] = latency
     native_row = native_metrics(source, eval_set, native, config.latency_runs)
@@ -304,7 +314,7 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
             "calibration_split": config.calibration_split, "eval_split": config.eval_split,
             "calibration_pool": len(pool.rows), "eval_images": len(eval_set.tensors),
             "sizes": sizes, "repeats": config.repeats, "single_class": single,
-            "class_names": class_names, "native": native_row, "variants": results,
+            "class_names": class_names, "native": native_row, "variants": results, "failed": failed,
             "resumed": len(grid) - len(todo)}
 
 

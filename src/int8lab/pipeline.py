@@ -201,19 +201,23 @@ def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split
     return summary
 
 
-def write_layer_report(rows, out_dir: Path, title: str) -> dict[str, Path]:
+def write_layer_report(rows, out_dir: Path, title: str, method: str | None = None) -> dict[str, Path]:
     """layers.md, layers.csv and layers.png: the per-layer error ranking."""
-    from int8lab.diagnose import SUSPECT_RMSE_OVER_SCALE, errors_csv, errors_markdown
+    from int8lab.diagnose import PER_LAYER, SUSPECT_RMSE_OVER_SCALE, errors_csv, errors_markdown
     from int8lab.report.plots import layer_errors_png
 
-    return {"markdown": write_text_atomic(out_dir / "layers.md", errors_markdown(rows, title)),
+    markdown = errors_markdown(rows, title, method or PER_LAYER)
+    return {"markdown": write_text_atomic(out_dir / "layers.md", markdown),
             "csv": write_text_atomic(out_dir / "layers.csv", errors_csv(rows)),
-            "png": layer_errors_png(rows, SUSPECT_RMSE_OVER_SCALE, out_dir / "layers.png")}
+            "png": layer_errors_png(rows, SUSPECT_RMSE_OVER_SCALE if method in (None, PER_LAYER) else None,
+                                    out_dir / "layers.png")}
 
 
 def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
-    """``int8lab diagnose``: the per-layer error of full int8, calibrated like convert_job."""
-    from int8lab.diagnose import layer_errors, make_debugger
+    """``int8lab diagnose``: the per-layer error of full int8, calibrated like convert_job
+    (TF's QuantizationDebugger on the converter path, float vs int8 .tflite side by side on the
+    ai-edge-quantizer path)."""
+    from int8lab.diagnose import END_TO_END, PER_LAYER, layer_errors, make_debugger, tensor_errors, uses_debugger
 
     source = load_model_source(model)
     if opts.preset == "auto":
@@ -221,8 +225,13 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec))
     calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-    rows = layer_errors(make_debugger(source, calibration))
-    write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}")
+    if uses_debugger(source):
+        rows, method = layer_errors(make_debugger(source, calibration)), PER_LAYER
+    else:
+        samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
+        rows = tensor_errors(convert(source, "none"), convert(source, "int8", calibration), samples)
+        method = END_TO_END
+    write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}", method)
     return rows
 
 

@@ -10,13 +10,19 @@ import numpy as np
 class LiteRTModel:
     """Quantizes inputs and dequantizes outputs with the model's own scale and zero point."""
 
-    def __init__(self, model: bytes | str | Path, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model: bytes | str | Path, threads: int | None = None, keep_tensors: bool = False):
+        """``keep_tensors`` keeps every intermediate tensor readable after a call (no XNNPACK
+        delegate, which fuses them away): slower, for per-layer comparison."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
         self.size_bytes = len(content)
         self.threads = threads
-        self.interpreter = Interpreter(model_content=content, num_threads=threads)
+        extra = {}
+        if keep_tensors:
+            extra = {"experimental_preserve_all_tensors": True,
+                     "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        self.interpreter = Interpreter(model_content=content, num_threads=threads, **extra)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]

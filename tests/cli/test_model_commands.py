@@ -82,3 +82,19 @@ def test_state_dict_without_arch_is_a_clear_error(tmp_path, fashion_dir):
 
     result = int8lab("convert", TORCH_MODEL, "--data", fashion_dir, "-o", tmp_path / "m.tflite", check=False)
     assert result.returncode == 2 and "--arch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_convert_with_auto_preset_shows_the_candidates_and_its_pick(tmp_path, fashion_model, fashion_dir):
+    result = int8lab("convert", fashion_model, "--data", fashion_dir, "-o", tmp_path / "m.tflite",
+                     "--quantize", "dynamic", "--preset", "auto", "-q")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("--preset auto picked unit/rgb (by accuracy")
+    assert [line.split()[0] for line in lines[1:5]] == ["unit", "tf", "raw", "imagenet"]
+    assert lines[1].endswith("<- picked") and not any(line.endswith("<- picked") for line in lines[2:5])
+
+
+def test_native_library_logs_stay_off_the_terminal(tmp_path, fashion_model, fashion_dir):
+    """TensorFlow's absl lines and the converter's calibration line never reach a user's stderr."""
+    result = int8lab("convert", fashion_model, "--data", fashion_dir, "-o", tmp_path / "m.tflite",
+                     "--preset", "unit", "--num-samples", 100, "-q")
+    assert result.stderr == "" and "fully integer: yes" in result.stdout

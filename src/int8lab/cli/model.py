@@ -73,6 +73,7 @@ def convert_command(
     if onnx:
         typer.echo(f"wrote {export_onnx(source, output.with_name('model.onnx'))}")
     _print_warnings(result.warnings)
+    _print_detection(result.metadata.get("preprocessing_detection"))
     info = result.info
     inp, out = info.inputs[0], info.outputs[0]
     typer.echo(f"wrote {result.path} ({info.size_bytes / 1024:.1f} KiB, mode {quantize}) and "
@@ -145,6 +146,7 @@ def quantize_command(
         return
     for warning in summary["warnings"]:
         err.print(f"[yellow]warning[/yellow] {escape(warning)}")
+    _print_detection(summary["conversion"].get("preprocessing_detection"))
     _print_validation(summary["validation"])
     sizes, latency = summary["sizes"], summary["latency"]
     typer.echo(f"size: fp32 {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB -> int8 "
@@ -153,10 +155,11 @@ def quantize_command(
                f"{latency['int8']['mean_ms']:.3f} ms")
     recovery = summary.get("recovery")
     if recovery and "before" in recovery:
+        metric = "accuracy" if recovery["before"]["accuracy"] is not None else "top1_agreement"
+        after = summary["validation"]["accuracy_quantized" if metric == "accuracy" else "top1_agreement"]
         typer.echo(f"float fallback: {len(recovery['float_tensors'])} layer(s) in float "
-                   f"({100 * recovery['float_op_fraction']:.1f}% of kernels); accuracy "
-                   f"{100 * recovery['before']['accuracy']:.2f}% -> {100 * summary['validation']['accuracy_quantized']:.2f}%"
-                   if recovery["before"]["accuracy"] is not None else "")
+                   f"({100 * recovery['float_op_fraction']:.1f}% of kernels); {metric.replace('_', ' ')} "
+                   f"{100 * recovery['before'][metric]:.2f}% -> {100 * after:.2f}%")
     elif recovery:
         typer.echo(f"full int8 meets --max-drop {recovery['budget_points']}: nothing left in float")
     typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md")
@@ -164,16 +167,21 @@ def quantize_command(
 
 @data_options
 def diagnose_command(
-    model: Path = typer.Argument(..., help="The float Keras/SavedModel model."),
+    model: Path = typer.Argument(..., help="The float model: .keras/.h5, SavedModel, float .tflite, "
+                                           ".pt2/.pt/.pth or .onnx."),
     data: Path = typer.Option(..., "--data", help="Calibration images (val/ when there is one)."),
     output: Path = typer.Option(Path("int8lab_diagnose"), "-o", "--output", help="Report folder."),
+    arch: str = ARCH,
+    io_layout: str = IO_LAYOUT,
+    backend: str = BACKEND,
+    range_estimator: str = ESTIMATOR,
     *,
     opts: DataOptions,
 ):
     """Per-layer quantization error of full int8: a ranked table (Markdown, CSV) and a bar chart."""
     from int8lab.pipeline import diagnose_job
 
-    rows = diagnose_job(model, data, output, opts)
+    rows = diagnose_job(load_source(model, opts, arch, io_layout, backend, range_estimator), data, output, opts)
     flagged = [r for r in rows if r.flagged]
     typer.echo(f"{len(rows)} quantized tensors, {len(flagged)} flagged (RMSE/scale): worst")
     for r in rows[:5]:
@@ -230,6 +238,20 @@ def _spec_or(quantized: Path, opts: DataOptions, source):
 def _print_warnings(findings) -> None:
     for finding in findings:
         err.print(f"[yellow]warning[/yellow] {escape(f'[{finding.check}] {finding.message}')}")
+
+
+def _print_detection(detection: dict | None) -> None:
+    """What --preset auto picked, and the evidence: each candidate's score on the same images."""
+    if not detection:
+        return
+    picked = detection["picked"]
+    typer.echo(f"--preset auto picked {picked['preset']}/{picked['color']} (by {detection['by']}, "
+               f"{detection['samples']} calibration images):")
+    for c in detection["candidates"]:
+        accuracy = "n/a" if c["accuracy"] is None else f"{100 * c['accuracy']:5.1f}%"
+        mark = "  <- picked" if {"preset": c["preset"], "color": c["color"]} == picked else ""
+        typer.echo(f"  {c['preset']:9s}{c['color']:4s} accuracy {accuracy}  confidence {c['confidence']:.3f}  "
+                   f"variety {c['variety']:.2f}{mark}")
 
 
 def _print_validation(v: dict) -> None:

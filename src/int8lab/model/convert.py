@@ -82,7 +82,8 @@ def tf_convert(source, mode: str, representative_dataset=None) -> bytes:
     except Exception as exc:  # the converter raises several private error types
         if isinstance(exc, Int8labError):
             raise
-        first_lines = "\n".join(str(exc).strip().splitlines()[:6])
+        lines = dict.fromkeys(line.strip() for line in str(exc).splitlines() if line.strip())
+        first_lines = "\n".join(list(lines)[:6])  # the converter repeats a reason once per op
         raise ConversionError(f"the TFLite converter failed for mode {mode}:\n{first_lines}") from None
 
 

@@ -73,10 +73,23 @@ def metrics_markdown(results: dict, rows: list[dict]) -> str:
             f"{_mean_std(row, 'g_mean')} | {_mean_std(row, 'top1_agreement')} | "
             f"{row['size_bytes'] / 1024:.1f} | {row['parameters'] if row['parameters'] else 'n/a'} | "
             f"{row['latency_ms']:.3f} | {'yes' if row['fully_integer'] else 'no'} |")
+    lines += _failed_lines(results)
     lines += ["", "Latency: mean of the LiteRT interpreter's invoke on one image (the native row: "
                   "the framework's own call), measured in one process, interleaved.",
               "", "![accuracy vs calibration size](accuracy_vs_calibration_size.png)", ""]
     return "\n".join(lines)
+
+
+def _failed_lines(results: dict) -> list[str]:
+    """The variants the back end refused to build, one line each with its first reason line."""
+    failed = {}
+    for failure in results.get("failed", []):
+        reasons = [line.strip() for line in failure["error"].splitlines()[1:] if line.strip()]
+        failed.setdefault(failure["group"], reasons[0] if reasons else failure["error"])
+    if not failed:
+        return []
+    return ["", "Not built (the converter refused them):", ""] + \
+        [f"- {GROUP_LABELS.get(group, group)}: {reason}" for group, reason in failed.items()]
 
 
 def summary_markdown(results: dict, rows: list[dict]) -> str:
@@ -145,7 +158,7 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
                          f"{fp32['size_bytes'] / 1024:.1f} KiB, int8 {int8['size_bytes'] / 1024:.1f} KiB "
                          f"({100 * (1 - int8['size_bytes'] / fp32['size_bytes']):.1f}% smaller).")
             lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _failed_lines(results))
 
 
 def write_report(results: dict, out_dir: Path) -> dict[str, Path]:

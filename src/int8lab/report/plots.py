@@ -54,20 +54,22 @@ def calibration_size_png(rows: list[dict], metric: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def layer_errors_png(rows, threshold: float, path: Path, most: int = 40) -> Path:
-    """Bar chart of RMSE / scale per quantized tensor (worst first), flagged ones in red."""
+def layer_errors_png(rows, threshold: float | None, path: Path, most: int = 40) -> Path:
+    """Bar chart of RMSE / scale per quantized tensor (worst first), flagged ones in red; the
+    suspect ``threshold`` as a line where one applies (the per-layer measurement)."""
     plt = _pyplot()
     shown = rows[:most]
     fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.22 * len(shown) + 1.2)))
     labels = [f"{r.op} {r.tensor.split(';')[0][-38:]}" for r in shown]
     ax.barh(range(len(shown)), [r.rmse_over_scale for r in shown],
             color=["tab:red" if r.flagged else "tab:blue" for r in shown])
-    ax.axvline(threshold, color="black", linestyle=":", label=f"suspect above {threshold}")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle=":", label=f"suspect above {threshold}")
+        ax.legend(fontsize=8)
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("RMSE / scale")
     ax.set_title(f"per-layer quantization error ({len(shown)} of {len(rows)} tensors)")
-    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
