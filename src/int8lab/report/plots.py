@@ -69,7 +69,8 @@ def layer_errors_png(rows, threshold: float | None, path: Path, most: int = 40) 
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("RMSE / scale")
-    ax.set_title(f"per-layer quantization error ({len(shown)} of {len(rows)} tensors)")
+    measured = "per-layer quantization error" if threshold is not None else "error up to each tensor"
+    ax.set_title(f"{measured} ({len(shown)} of {len(rows)} tensors)")
     return _save(fig, path)
 
 
