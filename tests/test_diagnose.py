@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -67,12 +69,12 @@ def test_denylisted_layer_stays_float_and_the_rest_integer(debugger, ranked):
 
 
 def test_fallback_stops_at_once_when_full_int8_meets_the_budget(debugger, ranked, agreement_drop):
-    result = fallback_to_budget(debugger, ranked, agreement_drop, budget=100.0)
+    result = fallback_to_budget(partial(quantize_with_float, debugger), ranked, agreement_drop, budget=100.0)
     assert result.met and result.float_tensors == [] and len(result.steps) == 1
 
 
 def test_fallback_reverts_worst_first_until_the_budget_holds(debugger, ranked, agreement_drop):
-    result = fallback_to_budget(debugger, ranked, agreement_drop, budget=0.0)
+    result = fallback_to_budget(partial(quantize_with_float, debugger), ranked, agreement_drop, budget=0.0)
     assert result.float_tensors == [r.tensor for r in ranked[:len(result.float_tensors)]]
     assert all(step.drop > 0.0 for step in result.steps[:-1])
     assert result.met == (result.steps[-1].drop <= 0.0)
@@ -80,7 +82,7 @@ def test_fallback_reverts_worst_first_until_the_budget_holds(debugger, ranked, a
 
 
 def test_fallback_reports_a_budget_it_cannot_meet(debugger, ranked):
-    result = fallback_to_budget(debugger, ranked, lambda content: 5.0, budget=1.0)
+    result = fallback_to_budget(partial(quantize_with_float, debugger), ranked, lambda content: 5.0, budget=1.0)
     assert not result.met and len(result.float_tensors) == len(ranked) and len(result.steps) == len(ranked) + 1
 
 
@@ -126,3 +128,46 @@ def test_side_by_side_of_a_model_with_itself_has_no_error(side_by_side):
     samples = [np.full((1, 28, 28, 1), v, np.float32) for v in (0.0, 0.5, 1.0)]
     rows = tensor_errors(quantized, quantized, samples)
     assert rows and all(r.mse == 0 and r.max_abs_error == 0 and not r.flagged for r in rows)
+
+
+@pytest.fixture(scope="module")
+def torch_requantizer(torch_options, fashion_dir, fashion_opts):
+    """The PyTorch example on the ai-edge-quantizer path, calibrated once on 30 images."""
+    from conftest import TORCH_MODEL
+
+    from int8lab.model.aeq import Requantizer
+
+    source = load_model_source(TORCH_MODEL, torch_options)
+    calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), split="val", num_samples=30)
+    return source, calibration, Requantizer(convert(source, "none"), calibration)
+
+
+def test_requantizer_leaves_exactly_the_named_layer_float(torch_requantizer):
+    _, _, requantizer = torch_requantizer
+    full = inspect_tflite(requantizer.quantize([]))
+    conv = next(r for r in tensor_errors(requantizer.float_content, requantizer.quantize([]),
+                                         [np.zeros((1, 1, 28, 28), np.float32)]) if r.op == "CONV_2D")
+    partial_float = inspect_tflite(requantizer.quantize([conv.tensor]))
+    assert full.fully_integer and partial_float.float_op_summary() == "CONV_2D x1"
+    assert partial_float.inputs[0].dtype == "int8" and partial_float.outputs[0].dtype == "int8"
+
+
+def test_fallback_on_the_aeq_path_stops_once_the_drop_holds(torch_requantizer):
+    """A stand-in ranking-set score: the budget holds as soon as any kernel runs in float."""
+    _, _, requantizer = torch_requantizer
+    ranked = tensor_errors(requantizer.float_content, requantizer.quantize([]),
+                           [np.full((1, 1, 28, 28), 0.5, np.float32)])
+    result = fallback_to_budget(requantizer.quantize, ranked,
+                                lambda content: 0.0 if inspect_tflite(content).float_ops else 1.0, budget=0.5)
+    assert result.met and result.float_tensors == [ranked[0].tensor] and len(result.steps) == 2
+
+
+def test_recover_accuracy_takes_pytorch_models_and_ranks_side_by_side(torch_requantizer, fashion_dir, fashion_opts):
+    from int8lab.diagnose import END_TO_END
+    from int8lab.validate import load_eval_set
+
+    source, calibration, _ = torch_requantizer
+    ranking = load_eval_set(fashion_dir, fashion_opts.spec(source.input), "val", None, "auto", False)
+    recovery = recover_accuracy(source, calibration, ranking, budget=100.0)
+    assert not recovery.needed and recovery.method == END_TO_END and recovery.float_tensors == []
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= {r.op for r in recovery.ranked}

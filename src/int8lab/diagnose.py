@@ -49,9 +49,8 @@ class LayerError:
 def make_debugger(source, calibration):
     """A QuantizationDebugger for full int8 (int8 I/O), calibrated once on ``calibration``."""
     if not uses_debugger(source):
-        raise UsageError("float fallback (--max-drop) uses TF's QuantizationDebugger: give the "
-                         "Keras/SavedModel model with the converter backend (for PyTorch, ONNX and "
-                         ".tflite models, `int8lab diagnose` ranks the layers)")
+        raise UsageError("TF's QuantizationDebugger takes Keras/SavedModel models on the converter "
+                         "backend; PyTorch, ONNX and .tflite models go through ai-edge-quantizer")
     import tensorflow as tf
 
     converter = source.tflite_converter()
@@ -172,19 +171,20 @@ class FallbackResult:
     met: bool
 
 
-def fallback_to_budget(debugger, ranked: list[LayerError], drop_of, budget: float,
+def fallback_to_budget(requantize, ranked: list[LayerError], drop_of, budget: float,
                        progress=lambda it, n: it) -> FallbackResult:
-    """Keep the worst-ranked layers in float, one more at a time, until ``drop_of(model)`` is
-    within ``budget``; ``drop_of`` runs a model on the ranking set."""
+    """Keep the layers in float in ``ranked`` order, one more at a time, until ``drop_of(model)``
+    is within ``budget``. ``requantize(tensors)`` gives the int8 model with those tensors' ops in
+    float; ``drop_of`` runs a model on the ranking set."""
     steps, chosen = [], []
-    content = quantize_with_float(debugger, [])
+    content = requantize([])
     drop = drop_of(content)
     steps.append(FallbackStep(0, drop))
     for layer in progress(ranked, len(ranked)):
         if drop <= budget:
             break
         chosen.append(layer.tensor)
-        content = quantize_with_float(debugger, chosen)
+        content = requantize(chosen)
         drop = drop_of(content)
         steps.append(FallbackStep(len(chosen), drop))
     return FallbackResult(content, chosen, steps, drop <= budget)
@@ -228,6 +228,7 @@ class Recovery:
     budget: float
     metric: str  # "accuracy" (labelled ranking set) or "top-1 agreement"
     ranking_images: int
+    method: str = PER_LAYER  # how ``ranked`` was measured (PER_LAYER or END_TO_END)
 
     @property
     def needed(self) -> bool:
@@ -237,12 +238,17 @@ class Recovery:
         return {"budget_points": self.budget, "metric": self.metric, "ranking_images": self.ranking_images,
                 "drop_before": self.steps[0].drop, "drop_after": self.steps[-1].drop,
                 "float_tensors": self.float_tensors,
+                "order": ("worst RMSE/scale first" if self.method == PER_LAYER
+                          else "layers where the error jumps first, then worst RMSE/scale"),
                 "steps": [asdict(s) for s in self.steps]}
 
 
 def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False) -> Recovery:
     """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
     EvalSet of calibration-split images, never the held-out test split) is within ``budget``."""
+    from functools import partial
+
+    from int8lab.model.aeq import Requantizer
     from int8lab.model.convert import convert
     from int8lab.progress import track
     from int8lab.runtime import LiteRTModel
@@ -259,9 +265,19 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
             return 100 * float(np.mean(reference.argmax(1) == ranking.labels) - np.mean(out.argmax(1) == ranking.labels))
         return 100 * float(1 - np.mean(out.argmax(1) == reference.argmax(1)))
 
-    debugger = make_debugger(source, calibration)
-    ranked = layer_errors(debugger)
-    result = fallback_to_budget(debugger, ranked, drop_of, budget,
+    if uses_debugger(source):
+        debugger = make_debugger(source, calibration)
+        ranked = order = layer_errors(debugger)
+        requantize, method = partial(quantize_with_float, debugger), PER_LAYER
+    else:
+        float_content = convert(source, "none")
+        requantize = Requantizer(float_content, calibration, getattr(source, "range_estimator", "minmax")).quantize
+        samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
+        ranked = tensor_errors(float_content, requantize([]), samples)
+        # End-to-end errors grow with depth: revert first where the error jumps (the flagged).
+        order = sorted(ranked, key=lambda r: (not r.flagged, -r.rmse_over_scale))
+        method = END_TO_END
+    result = fallback_to_budget(requantize, order, drop_of, budget,
                                 lambda it, n: track(it, n, "float fallback", progress))
     metric = "accuracy" if labelled else "top-1 agreement"
     if not result.met:
@@ -274,4 +290,4 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
             f"with all {len(ranked)} quantized layers in float the drop is still {result.steps[-1].drop:.2f} "
             f"points (budget {budget}); only the int8 input/output remain: try int8-float-io")
     return Recovery(result.content, result.float_tensors, result.steps, ranked, budget, metric,
-                    len(ranking.tensors))
+                    len(ranking.tensors), method)

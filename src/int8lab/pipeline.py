@@ -168,7 +168,8 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     ranking = load_eval_set(data_dir, spec, split, labels, opts.dataset_type, not opts.quiet)
     calibration = opts.generator(data_dir, spec, split=split)
     recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet)
-    write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}")
+    write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
+                       recovery.method)
     if not recovery.needed:
         return converted, recovery
     full = out_dir / "model_int8_full.tflite"

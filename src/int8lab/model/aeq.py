@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 
 import numpy as np
@@ -46,21 +47,62 @@ def quantize_tflite(content: bytes, mode: str, representative_dataset=None, esti
 
     qt = quantizer.Quantizer(bytearray(content), _recipe(mode, estimator))
     calibration = None
-    try:
+    with _reasons(mode):
         if qt.need_calibration:
             if representative_dataset is None:
                 raise UsageError(f"mode {mode} needs calibration data (--data)")
-            signature, input_name = serving_input(content)
-            samples = [{input_name: np.asarray(batch[0], np.float32)} for batch in representative_dataset()]
+            samples = _calibration_samples(content, representative_dataset)
         with _quiet(getattr(representative_dataset, "show_progress", True)):
             if qt.need_calibration:
-                calibration = qt.calibrate({signature: samples})
+                calibration = qt.calibrate(samples)
             result = qt.quantize(calibration, enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+class Requantizer:
+    """Full int8 by ai-edge-quantizer, calibrated once, then quantized again with chosen ops left
+    in float (``--max-drop`` on the .tflite, PyTorch and ONNX path): no recalibration per step."""
+
+    def __init__(self, float_content: bytes, representative_dataset, estimator: str = "minmax"):
+        self.float_content = float_content
+        self.estimator = estimator
+        with _reasons("int8"), _quiet(getattr(representative_dataset, "show_progress", True)):
+            samples = _calibration_samples(float_content, representative_dataset)
+            self.calibration = self._quantizer(()).calibrate(samples)
+
+    def _quantizer(self, float_tensors):
+        from ai_edge_quantizer import quantizer
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+        from ai_edge_quantizer.qtyping import TFLOperationName
+
+        qt = quantizer.Quantizer(bytearray(self.float_content), _recipe("int8", self.estimator))
+        for name in float_tensors:  # an op's scope is its output names, each followed by ";"
+            qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
+                                          operation_name=TFLOperationName.ALL_SUPPORTED)
+        return qt
+
+    def quantize(self, float_tensors=()) -> bytes:
+        """The int8 model with the ops producing ``float_tensors`` left in float."""
+        with _reasons("int8"), _quiet(False):
+            result = self._quantizer(float_tensors).quantize(self.calibration, enable_progress_report=False)
+        return bytes(result.quantized_model)
+
+
+def _calibration_samples(content: bytes, representative_dataset) -> dict:
+    """int8lab's ``[batch]`` batches keyed as ai-edge-quantizer's calibration takes them."""
+    signature, input_name = serving_input(content)
+    return {signature: [{input_name: np.asarray(batch[0], np.float32)} for batch in representative_dataset()]}
+
+
+@contextlib.contextmanager
+def _reasons(mode: str):
+    """ai-edge-quantizer raises plain ValueError/RuntimeError: make them one clear error."""
+    try:
+        yield
     except Int8labError:
         raise
-    except Exception as exc:  # ai-edge-quantizer raises plain ValueError/RuntimeError
+    except Exception as exc:
         raise QuantizerError(f"ai-edge-quantizer failed for mode {mode}: {exc}") from None
-    return bytes(result.quantized_model)
 
 
 @contextlib.contextmanager

@@ -92,7 +92,7 @@ def recovery_section(r: dict, summary: dict) -> list[str]:
               f"| top-1 agreement | {_pct(before['top1_agreement'])} | {_pct(v['top1_agreement'])} |",
               f"| size | {before['size_bytes'] / 1024:.1f} KiB | {sizes['int8_tflite_bytes'] / 1024:.1f} KiB |",
               f"| latency (mean) | {before['latency']['mean_ms']:.3f} ms | {latency['int8']['mean_ms']:.3f} ms |",
-              "", "Layers left in float, in the order they were reverted (worst RMSE/scale first):", ""]
+              "", f"Layers left in float, in the order they were reverted ({r['order']}):", ""]
     lines += [f"{k}. `{name.split(';')[0]}` (drop after: {step['drop']:.2f})"
               for k, (name, step) in enumerate(zip(r["float_tensors"], r["steps"][1:]), 1)]
     return lines + ["", "Per-layer ranking: [layers.md](layers.md), [layers.csv](layers.csv), ![layers](layers.png)"]
