@@ -24,3 +24,24 @@ def test_a_kernel_the_converter_kept_in_float_is_caught(fashion_dir):
     info = inspect_tflite(converter.convert())
     assert not info.fully_integer
     assert info.float_op_summary() == "SIN x1"
+
+
+def test_a_shape_read_from_a_float_tensor_is_no_float_kernel(tmp_path, photo_paths):
+    """ai-edge-quantizer feeds a Flatten's SHAPE through a DEQUANTIZE: only the shape is read."""
+    import keras
+    from keras import layers
+
+    from int8lab.config import DataOptions
+    from int8lab.model.convert import convert
+    from int8lab.model.source import ModelOptions, load_model_source
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Flatten()(layers.Conv2D(4, 3, strides=4, activation="relu")(inputs))
+    keras.Model(inputs, layers.Dense(3, activation="softmax")(x)).save(tmp_path / "flat.keras")
+    source = load_model_source(tmp_path / "flat.keras", ModelOptions(backend="aeq"))
+    opts = DataOptions(quiet=True)
+    info = inspect_tflite(convert(source, "int8", opts.generator(photo_paths[0].parent, opts.spec(source.input),
+                                                                  num_samples=4)))
+    assert info.op_histogram["SHAPE"] == 1 and info.op_histogram["DEQUANTIZE"] == 1
+    assert info.fully_integer, info.float_ops

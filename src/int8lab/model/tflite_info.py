@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+# Ops that read only a tensor's shape, never its values: a float input costs them nothing (a
+# flattening layer's SHAPE behind ai-edge-quantizer's DEQUANTIZE, say).
+SHAPE_ONLY_OPS = ("SHAPE", "RANK")
 FLOAT_TYPES = (np.float32, np.float16, np.float64)
 
 
@@ -29,7 +32,7 @@ class TFLiteInfo:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     op_histogram: dict[str, int]
-    float_ops: list[str]  # "OPNAME (tensor)" for every non-boundary op touching a float tensor
+    float_ops: list[str]  # "OPNAME (tensor)" for every op computing on a float tensor
     parameter_count: int = 0  # elements of the constant tensors (weights and biases)
 
     @property
@@ -63,7 +66,7 @@ def inspect_tflite(model_content: bytes) -> TFLiteInfo:
     ops = interpreter._get_ops_details()  # the only API that lists ops and their tensors
     for op in ops:
         histogram[op["op_name"]] += 1
-        if op["op_name"] in BOUNDARY_OPS:
+        if op["op_name"] in BOUNDARY_OPS + SHAPE_ONLY_OPS:
             continue
         touched = [tensors[i] for i in (*op["inputs"], *op["outputs"]) if i >= 0 and i in tensors]
         floats = [t for t in touched if np.dtype(t["dtype"]).type in FLOAT_TYPES]
