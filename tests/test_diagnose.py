@@ -171,3 +171,10 @@ def test_recover_accuracy_takes_pytorch_models_and_ranks_side_by_side(torch_requ
     recovery = recover_accuracy(source, calibration, ranking, budget=100.0)
     assert not recovery.needed and recovery.method == END_TO_END and recovery.float_tensors == []
     assert {"CONV_2D", "FULLY_CONNECTED"} <= {r.op for r in recovery.ranked}
+
+
+def test_side_by_side_flags_the_layers_whose_error_grows_over_3x(side_by_side):
+    rows, _ = side_by_side
+    assert all(r.growth is not None and r.flagged == (r.growth > 3) for r in rows)
+    first_conv = min((r for r in rows if r.op == "CONV_2D"), key=lambda r: r.rmse_over_scale)
+    assert first_conv.growth == pytest.approx(first_conv.rmse_over_scale / IDEAL_RMSE_OVER_SCALE)

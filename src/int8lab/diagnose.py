@@ -41,6 +41,7 @@ class LayerError:
     mse: float
     scale: float
     flagged: bool
+    growth: float | None = None  # side by side only: RMSE/scale over the worst of its inputs'
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,9 +118,10 @@ def tensor_errors(float_content: bytes, quantized_content: bytes, samples) -> li
     rows = [(op, details["name"], worst[k], squared[k] / count, float(details["quantization"][0]))
             for k, (op, details, _) in enumerate(tracked)]
     ratio = {details["index"]: _ratio(row) for row, (_, details, _) in zip(rows, tracked)}
-    flags = [ratio[details["index"]] > 3 * max([ratio[i] for i in inputs if i in ratio], default=IDEAL_RMSE_OVER_SCALE)
-             for _, details, inputs in tracked]
-    return _ranked(rows, flags)
+    growth = [ratio[details["index"]] / max(max([ratio[i] for i in inputs if i in ratio], default=IDEAL_RMSE_OVER_SCALE),
+                                            1e-9)  # an input with no error at all
+              for _, details, inputs in tracked]
+    return _ranked(rows, [g > 3 for g in growth], growth)
 
 
 def _real(model, details: dict) -> np.ndarray:
@@ -134,15 +136,17 @@ def _ratio(row: tuple[str, str, float, float, float]) -> float:
     return math.sqrt(mse) / scale if scale else 0.0
 
 
-def _ranked(rows: list[tuple[str, str, float, float, float]], flags: list[bool] | None = None) -> list[LayerError]:
+def _ranked(rows: list[tuple[str, str, float, float, float]], flags: list[bool] | None = None,
+            growth: list[float] | None = None) -> list[LayerError]:
     """(op, tensor, max abs error, MSE, scale) rows as LayerErrors, worst first. Unless ``flags``
     says otherwise, a row is flagged above the suspect threshold or 3x the median."""
     ratios = [_ratio(row) for row in rows]
     median = float(np.median(ratios)) if rows else 0.0
     if flags is None:
         flags = [ratio > SUSPECT_RMSE_OVER_SCALE or ratio > 3 * median for ratio in ratios]
-    errors = [LayerError(op, tensor, ratio, worst, mse, scale, flagged=flag)
-              for (op, tensor, worst, mse, scale), ratio, flag in zip(rows, ratios, flags)]
+    errors = [LayerError(op, tensor, ratio, worst, mse, scale, flag, grown)
+              for (op, tensor, worst, mse, scale), ratio, flag, grown
+              in zip(rows, ratios, flags, growth or [None] * len(rows))]
     return sorted(errors, key=lambda e: e.rmse_over_scale, reverse=True)
 
 
@@ -239,7 +243,7 @@ class Recovery:
                 "drop_before": self.steps[0].drop, "drop_after": self.steps[-1].drop,
                 "float_tensors": self.float_tensors,
                 "order": ("worst RMSE/scale first" if self.method == PER_LAYER
-                          else "layers where the error jumps first, then worst RMSE/scale"),
+                          else "largest error growth over the layer's inputs first"),
                 "steps": [asdict(s) for s in self.steps]}
 
 
@@ -274,8 +278,8 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
         requantize = Requantizer(float_content, calibration, getattr(source, "range_estimator", "minmax")).quantize
         samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
         ranked = tensor_errors(float_content, requantize([]), samples)
-        # End-to-end errors grow with depth: revert first where the error jumps (the flagged).
-        order = sorted(ranked, key=lambda r: (not r.flagged, -r.rmse_over_scale))
+        # End-to-end errors grow with depth: revert first where the error grows the most.
+        order = sorted(ranked, key=lambda r: -r.growth)
         method = END_TO_END
     result = fallback_to_budget(requantize, order, drop_of, budget,
                                 lambda it, n: track(it, n, "float fallback", progress))
