@@ -247,12 +247,27 @@ class Recovery:
                 "steps": [asdict(s) for s in self.steps]}
 
 
-def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False) -> Recovery:
-    """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
-    EvalSet of calibration-split images, never the held-out test split) is within ``budget``."""
+def rank_layers(source, calibration):
+    """The layers of full int8 ranked by their error, a ``requantize(tensors)`` that leaves those
+    tensors' ops in float, and how the error was measured (PER_LAYER or END_TO_END): TF's
+    QuantizationDebugger on the converter path, float and int8 .tflite side by side on
+    ai-edge-quantizer's. Both calibrate once on ``calibration``."""
     from functools import partial
 
     from int8lab.model.aeq import Requantizer
+    from int8lab.model.convert import convert
+
+    if uses_debugger(source):
+        debugger = make_debugger(source, calibration)
+        return layer_errors(debugger), partial(quantize_with_float, debugger), PER_LAYER
+    requantizer = Requantizer(convert(source, "none"), calibration, getattr(source, "range_estimator", "minmax"))
+    samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
+    return tensor_errors(requantizer.float_content, requantizer.quantize(), samples), requantizer.quantize, END_TO_END
+
+
+def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False) -> Recovery:
+    """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
+    EvalSet of calibration-split images, never the held-out test split) is within ``budget``."""
     from int8lab.model.convert import convert
     from int8lab.progress import track
     from int8lab.runtime import LiteRTModel
@@ -269,18 +284,9 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
             return 100 * float(np.mean(reference.argmax(1) == ranking.labels) - np.mean(out.argmax(1) == ranking.labels))
         return 100 * float(1 - np.mean(out.argmax(1) == reference.argmax(1)))
 
-    if uses_debugger(source):
-        debugger = make_debugger(source, calibration)
-        ranked = order = layer_errors(debugger)
-        requantize, method = partial(quantize_with_float, debugger), PER_LAYER
-    else:
-        float_content = convert(source, "none")
-        requantize = Requantizer(float_content, calibration, getattr(source, "range_estimator", "minmax")).quantize
-        samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
-        ranked = tensor_errors(float_content, requantize([]), samples)
-        # End-to-end errors grow with depth: revert first where the error grows the most.
-        order = sorted(ranked, key=lambda r: -r.growth)
-        method = END_TO_END
+    ranked, requantize, method = rank_layers(source, calibration)
+    # End-to-end errors grow with depth: there, revert first where the error grows the most.
+    order = ranked if method == PER_LAYER else sorted(ranked, key=lambda r: -r.growth)
     result = fallback_to_budget(requantize, order, drop_of, budget,
                                 lambda it, n: track(it, n, "float fallback", progress))
     metric = "accuracy" if labelled else "top-1 agreement"

@@ -218,7 +218,7 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     """``int8lab diagnose``: the per-layer error of full int8, calibrated like convert_job
     (TF's QuantizationDebugger on the converter path, float vs int8 .tflite side by side on the
     ai-edge-quantizer path)."""
-    from int8lab.diagnose import END_TO_END, PER_LAYER, layer_errors, make_debugger, tensor_errors, uses_debugger
+    from int8lab.diagnose import rank_layers
 
     source = load_model_source(model)
     if opts.preset == "auto":
@@ -226,12 +226,7 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec))
     calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-    if uses_debugger(source):
-        rows, method = layer_errors(make_debugger(source, calibration)), PER_LAYER
-    else:
-        samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
-        rows = tensor_errors(convert(source, "none"), convert(source, "int8", calibration), samples)
-        method = END_TO_END
+    rows, _, method = rank_layers(source, calibration)
     write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}", method)
     return rows
 
