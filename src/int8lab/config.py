@@ -41,6 +41,8 @@ class DataOptions:
     jpeg_draft: bool = True
     workers: int | None = None
     quiet: bool = False
+    task: str = "auto"
+    normalise_boxes: bool = True
 
     def spec(self, model_input: ModelInput | None = None) -> PreprocessSpec:
         """Resolve the one spec; what the user left open comes from the model, else defaults."""

@@ -28,15 +28,15 @@ from int8lab.checks import (
     raise_on_errors,
 )
 from int8lab.config import DataOptions
+from int8lab.data.discovery import discover
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, convert
 from int8lab.model.source import load_model_source, sha256_of
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
-from int8lab.report.plots import confusion_matrix_png
 from int8lab.runtime import LiteRTModel
-from int8lab.validate import EvalSet, compare_models, load_eval_set, load_reference, predict_all, read_labels_file
+from int8lab.validate import EvalSet, load_eval_set, load_reference, read_labels_file
 
 
 class NotFullyIntegerError(Int8labError):
@@ -74,42 +74,91 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
             findings += check_overlap([str(Path(f).resolve()) for f in chosen],
                                       [str(Path(f).resolve()) for f in validation_files])
     warnings = raise_on_errors(findings)
-    content = convert(source, mode, generator)
+    labels = _labels(labels_file, generator, data_dir)
+    task, converted_source = resolve_task(source, generator, spec, opts, mode, labels)
+    warnings += task.pop("findings")
+    content = convert(converted_source, mode, generator)
     info = inspect_tflite(content)
     if mode in FULLY_INTEGER_MODES and not info.fully_integer:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {info.float_ops}")
     warnings += check_interface(mode, info)
     if generator is not None:
         warnings += check_calibration_size(len(generator.selected))
-    labels = _labels(labels_file, generator)
     metadata = model_metadata(source, mode, spec, info, generator, labels, warnings)
     metadata["preprocessing_detection"] = detection
+    metadata["task"] = task
     write_model(output, content, metadata)
     return ConvertResult(output, info, metadata, warnings)
 
 
+BOX_SCORE_RATIO = 8.0  # boxes this many times wider in range than the scores crush them in one int8 scale
+
+
+def resolve_task(source, generator, spec: PreprocessSpec, opts: DataOptions, mode: str, labels: list[str]):
+    """The task (from ``--task`` or the float model's output on one calibration image) as the
+    sidecar records it, and the source to convert: for an int8 detector whose box channels span
+    a far wider range than its scores, the same model with boxes divided by the input size."""
+    from int8lab.tasks import infer_task
+
+    if generator is None:
+        return {"name": opts.task if opts.task != "auto" else None, "findings": []}, source
+    outputs = np.asarray(source.predict(generator.first_batch()))
+    name = infer_task(outputs.shape, opts.task)
+    if name != "detect":
+        return {"name": name, "findings": []}, source
+    from int8lab.model.box_outputs import BoxRewriteError, channel_ranges, normalise_boxes
+    from int8lab.tasks.detect import resolve_layout
+
+    layout = resolve_layout(outputs.shape, spec.input_size, len(labels) or None)
+    ranges = channel_ranges(outputs, layout.channel_axis)
+    task = {"name": name, "names": labels, "output_ranges": {"boxes_max": ranges.box_max,
+                                                             "scores_max": ranges.score_max},
+            "box_rewrite": None, "findings": []}
+    crushed = ranges.ratio > BOX_SCORE_RATIO and mode in ("int8", "uint8", "int8-float-io")
+    why = (f"box channels reach {ranges.box_max:.1f} and scores {ranges.score_max:.3f}: one int8 output scale "
+           f"of {ranges.box_max / 127.5:.3g} per step would round every score below {ranges.box_max / 255:.3g} to zero")
+    if crushed and opts.normalise_boxes and hasattr(source, "module"):
+        import torch
+
+        sample = torch.from_numpy(np.ascontiguousarray(generator.first_batch(), np.float32))
+        try:
+            module = normalise_boxes(source.module, sample, spec.input_size, layout.channel_axis)
+        except BoxRewriteError as exc:
+            task["findings"].append(Finding("detector-output", "warning", f"{why}; int8lab could not rewrite the "
+                                                                          f"graph ({exc})"))
+        else:
+            source = source.with_module(module)
+            layout = layout.with_boxes("normalized")
+            task["box_rewrite"] = (f"boxes divided by the input size before the final concatenation, as "
+                                   f"Ultralytics' int8 exports do ({why})")
+    elif crushed:
+        reason = ("--keep-box-units was given" if not opts.normalise_boxes
+                  else "int8lab rewrites the outputs of PyTorch and ONNX models only")
+        task["findings"].append(Finding("detector-output", "warning", f"{why}; {reason}"))
+    task["layout"] = layout.as_dict()
+    return task, source
+
+
 def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
                  out_dir: Path, labels: list[str] | None = None, dataset_type: str = "auto",
-                 progress: bool | None = None, eval_set: EvalSet | None = None) -> dict:
-    """Compare ``quantized`` with ``reference`` on every image of the split; write
-    validation.json, the confusion PNGs and report.md into ``out_dir``."""
-    eval_set = eval_set or load_eval_set(data_dir, spec, split, labels, dataset_type, progress)
+                 progress: bool | None = None, eval_set: EvalSet | None = None, task: str = "auto") -> dict:
+    """Compare ``quantized`` with ``reference`` on every image of the split, as its task scores
+    it (the sidecar's task, ``task``, or the output shape); write validation.json, report.md and
+    the task's figures into ``out_dir``."""
+    from int8lab.tasks import get_task, infer_task
+
     reference_model = load_reference(reference) if not hasattr(reference, "predict") else reference
     quantized_model = LiteRTModel(quantized)
-    reference_out = predict_all(reference_model, eval_set.tensors, "reference model", progress)
-    quantized_out = predict_all(quantized_model, eval_set.tensors, "quantized model", progress)
-    results = compare_models(reference_out, quantized_out, eval_set)
+    sidecar = read_sidecar(quantized)
+    recorded = (sidecar.get("task") or {}).get("name")
+    name = infer_task(tuple(quantized_model.output["shape"]), recorded if task == "auto" and recorded else task)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = get_task(name).validate(reference_model, quantized_model, data_dir, spec, split, out_dir, labels,
+                                      dataset_type, progress, eval_set, sidecar)
     results.update(quantized_model=str(quantized), data=str(data_dir), split=split,
                    reference_model=str(getattr(reference, "path", reference)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if eval_set.labels is not None:
-        for name in ("reference", "quantized"):
-            results[name]["confusion_png"] = confusion_matrix_png(
-                np.array(results[name]["confusion_matrix"]), eval_set.class_names,
-                f"{name} model", out_dir / f"confusion_{name}.png").name
     write_text_atomic(out_dir / "validation.json", json.dumps(results, indent=2) + "\n")
-    write_text_atomic(out_dir / "report.md",
-                      validation_report({"validation": results, "conversion": read_sidecar(quantized)}))
+    write_text_atomic(out_dir / "report.md", validation_report({"validation": results, "conversion": sidecar}))
     return results
 
 
@@ -128,20 +177,28 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
         opts, detection = detect_preset(source, data_dir, opts)
     spec = opts.spec(source.input)
     labels = read_labels_file(labels_file) if labels_file else None
-    eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
-    converted = convert_job(source, data_dir, out_dir / "model_int8.tflite", opts, "int8",
-                            labels_file, allow_double_normalisation, eval_set.files, detection)
+    held_out = discover(data_dir, opts.dataset_type, eval_split)
+    converted = convert_job(source, data_dir, out_dir / "model_int8.tflite", opts, "int8", labels_file,
+                            allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))],
+                            detection)
+    task = converted.metadata["task"]["name"]
+    eval_set = None
+    if task == "classify":
+        eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
     recovery = None
+    if max_drop is not None and task != "classify":
+        raise UsageError("--max-drop takes classifiers for now; detectors are validated by mAP without it")
     if max_drop is not None:
         converted, recovery = recover_job(source, data_dir, spec, opts, converted, max_drop, labels, out_dir)
     float_content = convert(source, "none")
-    write_model(out_dir / "model_fp32.tflite", float_content,
-                model_metadata(source, "none", spec, inspect_tflite(float_content), None,
-                               converted.metadata["labels"], []))
-    results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir,
-                           eval_set=eval_set, progress=not opts.quiet)
+    float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
+                                    converted.metadata["labels"], [])
+    float_metadata["task"] = _float_task(converted.metadata["task"])
+    write_model(out_dir / "model_fp32.tflite", float_content, float_metadata)
+    results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
+                           opts.dataset_type, not opts.quiet, eval_set, task)
     sizes = {"fp32_tflite_bytes": len(float_content), "int8_tflite_bytes": converted.info.size_bytes}
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
@@ -293,6 +350,13 @@ def write_model(path: Path, content: bytes, metadata: dict) -> None:
     write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")
 
 
+def _float_task(task: dict) -> dict:
+    """The sidecar task of the unmodified float model: a detector's boxes stay in pixels."""
+    if "layout" not in task:
+        return task
+    return {**task, "layout": {**task["layout"], "boxes": "pixels"}, "box_rewrite": None}
+
+
 def _backend(source) -> str:
     if source.kind in ("keras", "saved_model") and source.backend == "converter":
         return "tensorflow-converter"
@@ -310,10 +374,15 @@ def _optional_versions(source) -> dict:
     return {name.replace("-", "_"): version(name) for name in names}
 
 
-def _labels(labels_file, generator) -> list[str]:
+def _labels(labels_file, generator, data_dir=None) -> list[str]:
+    """--labels, else the class folders, else a YOLO data.yaml's names."""
+    from int8lab.tasks.detect import dataset_names
+
     if labels_file:
         return read_labels_file(labels_file)
-    return list(generator.index.class_names) if generator is not None else []
+    if generator is not None and generator.index.class_names:
+        return list(generator.index.class_names)
+    return dataset_names(data_dir) if data_dir is not None else []
 
 
 def _calibration_split(data_dir) -> str | None:

@@ -255,14 +255,8 @@ def _print_detection(detection: dict | None) -> None:
 
 
 def _print_validation(v: dict) -> None:
-    def pct(x):
-        return "n/a" if x is None else f"{100 * x:.2f}%"
+    from int8lab.tasks import task_of_results
 
     typer.echo(f"validated on {v['num_images']} images (split {v['split']})")
-    typer.echo(f"  top-1 agreement {pct(v['top1_agreement'])}, top-5 agreement {pct(v['top5_agreement'])}")
-    typer.echo(f"  accuracy: float {pct(v['accuracy_reference'])}, quantized {pct(v['accuracy_quantized'])}")
-    if v.get("accuracy_drop_points") is not None:
-        typer.echo(f"  accuracy drop {v['accuracy_drop_points']:.2f} points; G-mean float "
-                   f"{v['reference']['g_mean']:.4f}, quantized {v['quantized']['g_mean']:.4f}")
-    typer.echo(f"  output: mean |error| {v['mean_abs_output_error']:.5f}, "
-               f"cosine {v['mean_cosine_similarity']:.5f}")
+    for line in task_of_results(v).console_lines(v):
+        typer.echo(line)

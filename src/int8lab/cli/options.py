@@ -38,6 +38,9 @@ _HELP = {
     "jpeg_draft": ("--jpeg-draft/--no-jpeg-draft", "Let JPEG decoding downscale in the DCT domain (faster)."),
     "workers": ("--workers", "Decoding threads (default: CPU count, at most 8)."),
     "quiet": ("--quiet", "Hide progress bars."),
+    "task": ("--task", "auto (from the float model's output shape) | classify | detect."),
+    "normalise_boxes": ("--normalise-boxes/--keep-box-units", "Detectors: divide the boxes by the input size "
+                        "before the final concat, so one int8 scale does not crush the scores."),
 }
 
 

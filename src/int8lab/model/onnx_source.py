@@ -103,7 +103,59 @@ def _op_table():
         value = float(m.static(x[2]).item()) if len(x) > 2 and x[2] is not None else 0.0
         return F.pad(x[0], _torch_pads(pads), value=value)
 
+    def split(m, x, a):
+        axis = a.get("axis", 0)
+        if len(x) > 1 and x[1] is not None:
+            sizes = [int(v) for v in m.static(x[1])]
+        elif "split" in a:
+            sizes = list(a["split"])
+        else:
+            parts = a.get("num_outputs") or m.outputs_of_current
+            sizes = [-(-x[0].shape[axis] // parts)] * parts
+            sizes[-1] = x[0].shape[axis] - sum(sizes[:-1])
+        return tuple(torch.split(x[0], sizes, dim=axis))
+
+    def slice_(m, x, a):
+        starts, ends = (m.static(v).tolist() for v in x[1:3])
+        axes = m.static(x[3]).tolist() if len(x) > 3 and x[3] is not None else list(range(len(starts)))
+        steps = m.static(x[4]).tolist() if len(x) > 4 and x[4] is not None else [1] * len(starts)
+        index = [slice(None)] * x[0].dim()
+        for start, end, axis, step in zip(starts, ends, axes, steps):
+            if step <= 0:
+                raise UsageError("Slice with a negative step is not supported")
+            size = x[0].shape[axis]
+            index[axis] = slice(max(-size, min(start, size)), max(-size, min(end, size)), step)
+        return x[0][tuple(index)]
+
+    def resize(m, x, a):
+        mode = _text(a.get("mode", "nearest"))
+        transform = _text(a.get("coordinate_transformation_mode", "half_pixel"))
+        sizes = m.static(x[3]).tolist() if len(x) > 3 and x[3] is not None else None
+        scales = m.static(x[2]).tolist() if len(x) > 2 and x[2] is not None and m.static(x[2]).size else None
+        size = tuple(int(v) for v in sizes[2:]) if sizes else None
+        factor = None if size else tuple(float(v) for v in scales[2:])
+        if mode == "nearest" and transform == "asymmetric" and _text(a.get("nearest_mode", "floor")) == "floor":
+            return F.interpolate(x[0], size=size, scale_factor=factor, mode="nearest")
+        if mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            return F.interpolate(x[0], size=size, scale_factor=factor, mode="bilinear",
+                                 align_corners=transform == "align_corners")
+        raise UsageError(f"Resize with mode {mode} and coordinate_transformation_mode {transform} is not "
+                         f"supported (nearest/asymmetric/floor and linear/half_pixel/align_corners are)")
+
+    def gather(m, x, a):
+        indices = m.static(x[1])
+        axis = a.get("axis", 0)
+        if isinstance(x[0], np.ndarray):
+            return np.take(x[0], indices, axis=axis)
+        picked = torch.index_select(x[0], axis, torch.from_numpy(indices.reshape(-1).astype(np.int64)))
+        return picked.reshape(*x[0].shape[:axis], *indices.shape, *x[0].shape[axis + 1:])
+
     return {
+        "Split": split,
+        "Slice": slice_,
+        "Resize": resize,
+        "Gather": gather,
+        "Cast": lambda m, x, a: x[0],  # float graphs: casts that survive folding are float to float
         "Conv": conv,
         "Relu": lambda m, x, a: torch.relu(x[0]),
         "LeakyRelu": lambda m, x, a: F.leaky_relu(x[0], a.get("alpha", 0.01)),
@@ -138,6 +190,17 @@ def _op_table():
     }
 
 
+# Inputs read as numbers while the graph is built (sizes, scales, bounds): a float constant there is
+# taken as numpy, which torch.export can trace through, rather than as a tensor buffer.
+STATIC_INPUTS = {"Resize": (1, 2, 3), "Clip": (1, 2), "Pad": (1, 2), "Slice": (1, 2, 3, 4),
+                 "Split": (1,), "Reshape": (1,), "Gather": (1,), "ReduceMean": (1,),
+                 "Squeeze": (1,), "Unsqueeze": (1,)}
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _unsqueeze(tensor, axes):
     for axis in sorted(axes):
         tensor = tensor.unsqueeze(axis)
@@ -160,6 +223,7 @@ def build_module(model):
         def __init__(self):
             super().__init__()
             self.constants: dict[str, np.ndarray] = {}  # integer tensors: shapes, axes (static)
+            self.float_constants: dict[str, np.ndarray] = {}  # also kept as numpy for STATIC_INPUTS
             self.names: dict[str, str] = {}
             for k, init in enumerate(graph.initializer):
                 self._add_constant(init.name, numpy_helper.to_array(init), k)
@@ -178,8 +242,9 @@ def build_module(model):
             if array.dtype.kind in "iub":
                 self.constants[name] = array
             else:
+                self.float_constants[name] = array
                 self.names[name] = f"c{k}"
-                self.register_buffer(f"c{k}", torch.from_numpy(np.ascontiguousarray(array, np.float32)))
+                self.register_buffer(f"c{k}", torch.from_numpy(np.array(array, np.float32)))
 
         def static(self, value):
             return value if isinstance(value, np.ndarray) else value.detach().numpy()
@@ -197,11 +262,43 @@ def build_module(model):
                 return getattr(self, self.names[name])
 
             for op_type, inputs, outputs, attrs in self.nodes:
-                result = table[op_type](self, [get(n) for n in inputs], attrs)
-                values[outputs[0]] = result
+                self.outputs_of_current = len(outputs)
+                static = STATIC_INPUTS.get(op_type, ())
+                args = [self.float_constants[n] if k in static and n in self.float_constants else get(n)
+                        for k, n in enumerate(inputs)]
+                result = table[op_type](self, args, attrs)
+                if isinstance(result, tuple):
+                    values.update(zip(outputs, result))
+                else:
+                    values[outputs[0]] = result
             return values[self.output_name]
 
     return OnnxModule().eval()
+
+
+SHAPE_OPS = ("Shape", "ConstantOfShape", "Range", "Expand", "Size", "NonZero")
+
+
+def _has_shape_ops(model) -> bool:
+    return any(node.op_type in SHAPE_OPS for node in model.graph.node)
+
+
+def fold_shapes(model, input_name: str, shape: tuple[int, ...]):
+    """Fix the input shape and fold every subgraph that only computes shapes (Shape, Gather,
+    Range, Expand, ... over the feature-map sizes) into constants, with onnxslim."""
+    try:
+        import onnxslim
+    except ImportError:
+        raise UsageError("ONNX models with dynamic axes need onnxslim (in the torch extra: "
+                         "pip install 'int8lab[torch]')") from None
+    import logging
+
+    logging.getLogger("onnxslim").setLevel(logging.ERROR)
+    try:
+        return onnxslim.slim(model, input_shapes=[f"{input_name}:{','.join(map(str, shape))}"])
+    except Exception as exc:  # onnxslim raises whatever its passes raise
+        raise UsageError(f"could not fold the ONNX model's shape computations for input {shape}: "
+                         f"{str(exc).splitlines()[0]}") from None
 
 
 class OnnxSource(TorchSource):
@@ -214,15 +311,35 @@ class OnnxSource(TorchSource):
             import onnx
         except ImportError:
             raise UsageError("ONNX models need the torch extra: pip install 'int8lab[torch]'") from None
-        model = onnx.load(str(self.path))
+        try:
+            model = onnx.load(str(self.path))
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise UsageError(f"{self.path} is not a readable ONNX model: {str(exc).splitlines()[0]}") from None
         initialisers = {i.name for i in model.graph.initializer}
         inputs = [i for i in model.graph.input if i.name not in initialisers]
         if len(inputs) != 1:
             raise UsageError(f"{self.path}: int8lab takes models with one image input, got {len(inputs)}")
         dims = [d.dim_value or None for d in inputs[0].type.tensor_type.shape.dim]
+        if len(dims) == 4 and not all(dims[1:]) or _has_shape_ops(model):
+            shape = self._fixed_shape(dims)
+            model = fold_shapes(model, inputs[0].name, shape)
+            self.static_batch = True  # the folded graph is traced for batch 1
+            return shape, build_module(model)
         shape = (1, *dims[1:]) if len(dims) == 4 and all(dims[1:]) else None
         self.static_batch = bool(dims) and dims[0] is not None  # shapes inside were traced for it
         return shape, build_module(model)
+
+    def _fixed_shape(self, dims: list) -> tuple[int, ...]:
+        """Dynamic axes (an Ultralytics ``dynamic=True`` export, say): batch 1, the channels the
+        graph declares, and the height and width the user gives."""
+        if len(dims) != 4:
+            raise UsageError(f"{self.path}: expected one 4-D image input, got {len(dims)} dimensions")
+        channels = dims[1] or self.options.channels
+        size = self.options.input_size or (tuple(dims[2:]) if all(dims[2:]) else None)
+        if channels is None or size is None:
+            raise UsageError(f"{self.path} has dynamic input axes {dims}; give --input-size H W"
+                             + ("" if channels else " and --channels C"))
+        return (1, int(channels), int(size[0]), int(size[1]))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         session = self._session
@@ -233,6 +350,11 @@ class OnnxSource(TorchSource):
         name = session.get_inputs()[0].name
         return np.concatenate([session.run(None, {name: np.ascontiguousarray(batch[i:i + 1], np.float32)})[0]
                                for i in range(len(batch))])
+
+    def with_module(self, module) -> "OnnxSource":
+        clone = super().with_module(module)
+        clone._ort = None  # the copy runs its own module, not the ONNX file
+        return clone
 
     @property
     def _session(self):

@@ -5,6 +5,7 @@ quantized by ai-edge-quantizer, calibrated with int8lab's data (``int8lab[torch]
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import tempfile
@@ -153,6 +154,15 @@ class TorchSource:
 
     def normalising_layers(self) -> list[str]:
         return []
+
+    def with_module(self, module) -> "TorchSource":
+        """The same source around another module (a rewritten graph): the copy runs and converts
+        ``module``; the original stays the float reference."""
+        clone = copy.copy(self)
+        clone.__dict__.pop("content", None)
+        clone.module = module
+        clone.static_batch = True  # an exported graph is traced for one batch size
+        return clone
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if self.static_batch and len(batch) > 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from int8lab.tasks import task_of_results
+
 
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
@@ -30,25 +32,19 @@ def validation_report(summary: dict) -> str:
         detection = conversion["preprocessing_detection"]
         lines += ["", f"Preprocessing detected (`--preset auto`, by {detection['by']} of the float model on "
                       f"{detection['samples']} calibration images):", "", evidence_table(detection)]
-    lines += ["", "## Float vs quantized", "", "| metric | float (reference) | quantized |", "|---|---|---|",
-              f"| accuracy | {_pct(v['accuracy_reference'])} | {_pct(v['accuracy_quantized'])} |"]
-    if v.get("reference"):
-        for key, name in (("precision_macro", "precision (macro)"), ("recall_macro", "recall (macro)"),
-                          ("g_mean", "G-mean")):
-            lines.append(f"| {name} | {v['reference'][key]:.4f} | {v['quantized'][key]:.4f} |")
+    task = task_of_results(v)
+    lines += ["", "## Float vs quantized", "", "| metric | float (reference) | quantized |", "|---|---|---|"]
+    lines += task.report_rows(v)
     if sizes:
         lines.append(f"| size (.tflite) | {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB | "
                      f"{sizes['int8_tflite_bytes'] / 1024:.1f} KiB ({100 * sizes['int8_vs_fp32']:.1f}%) |")
     if latency:
         lines.append(f"| latency mean / p50 / p90 ({latency['fp32']['threads'] or 'default'} threads) | "
                      f"{_latency(latency['fp32'])} | {_latency(latency['int8'])} |")
-    lines += ["", f"- top-1 agreement with the float model: **{_pct(v['top1_agreement'])}**; "
-                  f"top-5 agreement: {_pct(v['top5_agreement'])}"]
-    if v.get("accuracy_drop_points") is not None:
-        lines.append(f"- accuracy drop: **{v['accuracy_drop_points']:.2f} points**")
-    lines.append(f"- output error: mean |Δ| {v['mean_abs_output_error']:.5f}, max |Δ| "
-                 f"{v['max_abs_output_error']:.5f}, mean cosine similarity "
-                 f"{v['mean_cosine_similarity']:.5f}")
+    lines += [""] + task.report_notes(v)
+    rewrite = (conversion.get("task") or {}).get("box_rewrite")
+    if rewrite:
+        lines.append(f"- detector output: {rewrite}; the sidecar records `\"boxes\": \"normalized\"`")
     tflite = conversion.get("tflite")
     if tflite:
         lines += ["", "## The quantized model", "",
@@ -59,14 +55,7 @@ def validation_report(summary: dict) -> str:
                   "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
     if summary.get("recovery"):
         lines += recovery_section(summary["recovery"], summary)
-    if v.get("reference"):
-        lines += ["", "## Per class (quantized)", "", "| class | precision | recall | support |",
-                  "|---|---|---|---|"]
-        for name, scores in v["quantized"]["per_class"].items():
-            lines.append(f"| {name} | {scores['precision']:.3f} | {scores['recall']:.3f} | "
-                         f"{scores['support']} |")
-        lines += ["", f"![float confusion matrix]({v['reference']['confusion_png']})",
-                  f"![quantized confusion matrix]({v['quantized']['confusion_png']})"]
+    lines += task.report_details(v)
     if summary.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     if v["skipped_files"]:

@@ -1,0 +1,72 @@
+"""The classification task: top-1/top-5 agreement, accuracy, precision, recall, G-mean and the
+confusion matrices of the float and quantized models on held-out images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from int8lab.report.plots import confusion_matrix_png
+from int8lab.validate import compare_models, load_eval_set, predict_all
+
+name = "classify"
+
+
+def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
+             progress=None, eval_set=None, sidecar=None) -> dict:
+    eval_set = eval_set or load_eval_set(data_dir, spec, split, labels, dataset_type, progress)
+    reference_out = predict_all(reference, eval_set.tensors, "reference model", progress)
+    quantized_out = predict_all(quantized, eval_set.tensors, "quantized model", progress)
+    results = {"task": name, **compare_models(reference_out, quantized_out, eval_set)}
+    if eval_set.labels is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for model in ("reference", "quantized"):
+            results[model]["confusion_png"] = confusion_matrix_png(
+                np.array(results[model]["confusion_matrix"]), eval_set.class_names,
+                f"{model} model", out_dir / f"confusion_{model}.png").name
+    return results
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def report_rows(v: dict) -> list[str]:
+    """Rows of the report's float-vs-quantized table."""
+    rows = [f"| accuracy | {_pct(v['accuracy_reference'])} | {_pct(v['accuracy_quantized'])} |"]
+    if v.get("reference"):
+        for key, label in (("precision_macro", "precision (macro)"), ("recall_macro", "recall (macro)"),
+                           ("g_mean", "G-mean")):
+            rows.append(f"| {label} | {v['reference'][key]:.4f} | {v['quantized'][key]:.4f} |")
+    return rows
+
+
+def report_notes(v: dict) -> list[str]:
+    lines = [f"- top-1 agreement with the float model: **{_pct(v['top1_agreement'])}**; "
+             f"top-5 agreement: {_pct(v['top5_agreement'])}"]
+    if v.get("accuracy_drop_points") is not None:
+        lines.append(f"- accuracy drop: **{v['accuracy_drop_points']:.2f} points**")
+    lines.append(f"- output error: mean |Δ| {v['mean_abs_output_error']:.5f}, max |Δ| "
+                 f"{v['max_abs_output_error']:.5f}, mean cosine similarity {v['mean_cosine_similarity']:.5f}")
+    return lines
+
+
+def report_details(v: dict) -> list[str]:
+    if not v.get("reference"):
+        return []
+    lines = ["", "## Per class (quantized)", "", "| class | precision | recall | support |", "|---|---|---|---|"]
+    for label, scores in v["quantized"]["per_class"].items():
+        lines.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['support']} |")
+    return lines + ["", f"![float confusion matrix]({v['reference']['confusion_png']})",
+                    f"![quantized confusion matrix]({v['quantized']['confusion_png']})"]
+
+
+def console_lines(v: dict) -> list[str]:
+    lines = [f"  top-1 agreement {_pct(v['top1_agreement'])}, top-5 agreement {_pct(v['top5_agreement'])}",
+             f"  accuracy: float {_pct(v['accuracy_reference'])}, quantized {_pct(v['accuracy_quantized'])}"]
+    if v.get("accuracy_drop_points") is not None:
+        lines.append(f"  accuracy drop {v['accuracy_drop_points']:.2f} points; G-mean float "
+                     f"{v['reference']['g_mean']:.4f}, quantized {v['quantized']['g_mean']:.4f}")
+    lines.append(f"  output: mean |error| {v['mean_abs_output_error']:.5f}, cosine {v['mean_cosine_similarity']:.5f}")
+    return lines

@@ -1,0 +1,320 @@
+"""The detection task: YOLO-style raw outputs decoded to boxes, scored with mAP against YOLO
+label files and against the float model's own detections, in one streaming pass.
+
+Heads understood: Ultralytics v8/v11 (``[1, 4 + classes, anchors]`` or transposed; box centre
+x, y, width, height, then sigmoid class scores) and v5 (``[1, anchors, 5 + classes]``: an
+objectness score after the box, multiplied into the class scores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image, ImageOps
+
+from int8lab.errors import UsageError
+from int8lab.tasks.boxes import box_iou, nms, to_original, xywh_to_xyxy
+from int8lab.tasks.detection_metrics import DetectionAccumulator
+
+CONFIDENCE = 0.25  # the operating point: detections an app would show
+MAP_CONFIDENCE = 0.001  # mAP integrates over all scores, as Ultralytics' val does
+NMS_IOU = 0.7
+MAX_DETECTIONS = 300
+EVAL_BATCH = 32
+
+
+@dataclass(frozen=True)
+class DetectionLayout:
+    """How to read one detector output tensor."""
+
+    channel_axis: int  # axis of the 4 (+1) + classes channels: 1, or 2 for [1, anchors, channels]
+    num_classes: int
+    objectness: bool = False  # v5 heads
+    boxes: str = "pixels"  # or "normalized": divided by the input size (int8lab's int8 rewrite)
+    input_size: tuple[int, int] = (640, 640)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "input_size": list(self.input_size)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DetectionLayout":
+        return cls(**{**data, "input_size": tuple(data["input_size"])})
+
+    def with_boxes(self, boxes: str) -> "DetectionLayout":
+        return DetectionLayout(self.channel_axis, self.num_classes, self.objectness, boxes, self.input_size)
+
+
+def looks_like_detector(output_shape: tuple[int, ...]) -> bool:
+    """[1, C, N] or [1, N, C] with at least a box and one class, and more anchors than channels."""
+    return len(output_shape) == 3 and min(output_shape[1:]) >= 5 and max(output_shape[1:]) > min(output_shape[1:])
+
+
+def resolve_layout(output_shape: tuple[int, ...], input_size: tuple[int, int],
+                   num_classes: int | None = None) -> DetectionLayout:
+    if not looks_like_detector(output_shape):
+        raise UsageError(f"output shape {tuple(output_shape)} is not a YOLO-style detector output "
+                         f"([1, 4 + classes, anchors] or [1, anchors, 5 + classes])")
+    channel_axis = 1 if output_shape[1] < output_shape[2] else 2
+    channels = output_shape[channel_axis]
+    if num_classes is None or channels == 4 + num_classes:
+        return DetectionLayout(channel_axis, channels - 4, False, "pixels", tuple(input_size))
+    if channels == 5 + num_classes:
+        return DetectionLayout(channel_axis, num_classes, True, "pixels", tuple(input_size))
+    raise UsageError(f"the detector has {channels} output channels; with {num_classes} class names that "
+                     f"is neither 4 + classes (v8) nor 5 + classes (v5): check the names (data.yaml or --labels)")
+
+
+def decode(output: np.ndarray, layout: DetectionLayout, confidence: float = CONFIDENCE,
+           iou: float = NMS_IOU, max_detections: int = MAX_DETECTIONS):
+    """One image's raw output -> (xyxy boxes in input pixels, scores, classes) after NMS."""
+    rows = output if layout.channel_axis == 2 else output.T  # [anchors, channels]
+    boxes = rows[:, :4].astype(np.float64)
+    if layout.boxes == "normalized":
+        height, width = layout.input_size
+        boxes = boxes * np.array([width, height, width, height])
+    scores = rows[:, 4:].astype(np.float64)
+    if layout.objectness:
+        scores = scores[:, 1:] * scores[:, :1]
+    classes = scores.argmax(axis=1)
+    best = scores[np.arange(len(scores)), classes]
+    keep = best >= confidence
+    boxes, best, classes = xywh_to_xyxy(boxes[keep]), best[keep], classes[keep]
+    kept = nms(boxes, best, classes, iou, max_detections)
+    return boxes[kept], best[kept], classes[kept]
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image as decoding gives it: EXIF rotations by 90° swap the sides."""
+    with Image.open(path) as img:
+        width, height = img.size
+        orientation = img.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def label_file(image: Path) -> Path:
+    """Ultralytics' rule: the last ``images`` folder of the path becomes ``labels``, suffix .txt."""
+    parts = list(image.parts)
+    k = len(parts) - 1 - parts[::-1].index("images")
+    return Path(*parts[:k], "labels", *parts[k + 1:]).with_suffix(".txt")
+
+
+def read_labels(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(xyxy boxes in image pixels, classes) from a YOLO txt file; no file means no objects."""
+    if not path.is_file():
+        return np.zeros((0, 4)), np.zeros(0, np.int64)
+    values = np.array([line.split()[:5] for line in path.read_text().splitlines() if line.strip()],
+                      dtype=np.float64).reshape(-1, 5)
+    width, height = size
+    boxes = xywh_to_xyxy(values[:, 1:5] * np.array([width, height, width, height]))
+    return boxes, values[:, 0].astype(np.int64)
+
+
+def dataset_names(data_dir) -> list[str]:
+    """Class names of a YOLO dataset: ``names`` of its data.yaml (a list or an index mapping)."""
+    root = Path(data_dir)
+    yaml_path = next((root / n for n in ("data.yaml", "data.yml") if (root / n).is_file()), None)
+    if yaml_path is None:
+        return []
+    names = (yaml.safe_load(yaml_path.read_text()) or {}).get("names") or []
+    return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+class Pairing:
+    """Float (reference) detections at the operating point against the quantized ones: how many
+    the quantized model keeps, and how far its boxes moved."""
+
+    def __init__(self):
+        self.reference = self.quantized = self.kept = 0
+        self.box_error_sum = 0.0
+
+    def update(self, ref, quant) -> None:
+        (rb, _, rc), (qb, _, qc) = ref, quant
+        self.reference += len(rb)
+        self.quantized += len(qb)
+        if not len(rb) or not len(qb):
+            return
+        iou = box_iou(rb, qb) * (rc[:, None] == qc[None, :])
+        taken = np.zeros(len(qb), bool)
+        for r in np.argsort(-iou.max(axis=1)):
+            candidates = np.where(taken, -1.0, iou[r])
+            q = int(candidates.argmax())
+            if candidates[q] >= 0.5:
+                taken[q] = True
+                self.kept += 1
+                self.box_error_sum += float(np.abs(rb[r] - qb[q]).mean())
+
+    def result(self, images: int) -> dict:
+        return {"detections_per_image": {"reference": self.reference / max(images, 1),
+                                         "quantized": self.quantized / max(images, 1)},
+                "detections_kept": self.kept / self.reference if self.reference else None,
+                "mean_box_error_px": self.box_error_sum / self.kept if self.kept else None}
+
+
+def evaluate(reference, quantized, samples, files, spec: dict, reference_layout: DetectionLayout,
+             quantized_layout: DetectionLayout, labelled: bool) -> dict:
+    """Stream ``samples`` ((source index, tensor) pairs) through both models, batch by batch,
+    and accumulate every metric; nothing per image is kept but each detection's small record."""
+    classes = quantized_layout.num_classes
+    against_labels = {"reference": DetectionAccumulator(classes), "quantized": DetectionAccumulator(classes)}
+    against_reference = DetectionAccumulator(classes)
+    pairing = Pairing()
+    for chunk in _chunks(samples, EVAL_BATCH):
+        batch = np.stack([tensor for _, tensor in chunk])
+        outputs = reference.predict(batch), quantized.predict(batch)
+        for k, (index, _) in enumerate(chunk):
+            path = Path(files[index])
+            size = upright_size(path)
+            ref, quant = (_in_original(decode(out[k], layout, MAP_CONFIDENCE), size, spec)
+                          for out, layout in zip(outputs, (reference_layout, quantized_layout)))
+            if labelled:
+                truth = read_labels(label_file(path), size)
+                against_labels["reference"].update(*ref, *truth)
+                against_labels["quantized"].update(*quant, *truth)
+            confident_ref, confident_quant = _confident(ref), _confident(quant)
+            against_reference.update(*quant, confident_ref[0], confident_ref[2])
+            pairing.update(confident_ref, confident_quant)
+    scored = {name: acc.result() for name, acc in against_labels.items()} if labelled else {}
+    vs_reference = against_reference.result()
+    empty = {"map50": None, "map50_95": None, "precision": None, "recall": None}
+    quant, ref = scored.get("quantized", empty), scored.get("reference", empty)
+    return {
+        "task": "detect", "num_images": against_reference.images, "labelled": labelled,
+        "map50": quant["map50"], "map50_95": quant["map50_95"],
+        "map50_reference": ref["map50"], "map50_95_reference": ref["map50_95"],
+        "map50_drop_points": (100 * (ref["map50"] - quant["map50"]) if labelled and quant["map50"] is not None
+                              else None),
+        "map50_vs_reference": vs_reference["map50"], "map50_95_vs_reference": vs_reference["map50_95"],
+        "precision": {"reference": ref["precision"], "quantized": quant["precision"]},
+        "recall": {"reference": ref["recall"], "quantized": quant["recall"]},
+        **pairing.result(against_reference.images),
+        "confidence": CONFIDENCE, "nms_iou": NMS_IOU,
+        "per_class_ap50": {"reference": ref.get("ap50_per_class"), "quantized": quant.get("ap50_per_class")},
+        "layouts": {"reference": reference_layout.as_dict(), "quantized": quantized_layout.as_dict()},
+    }
+
+
+def _in_original(detections, size, spec):
+    boxes, scores, classes = detections
+    return to_original(boxes, size, spec), scores, classes
+
+
+def _confident(detections):
+    boxes, scores, classes = detections
+    keep = scores >= CONFIDENCE
+    return boxes[keep], scores[keep], classes[keep]
+
+
+def _chunks(pairs, size: int):
+    chunk = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def labelled_split(files: list[str]) -> bool:
+    """Whether the split has YOLO labels: a ``labels`` folder beside its ``images`` folder."""
+    return bool(files) and "images" in Path(files[0]).parts and label_file(Path(files[0])).parent.is_dir()
+
+
+def draw(image_path: Path, detections, names: list[str], out: Path) -> Path:
+    """The image with its boxes and labels drawn, as PNG (for ``int8lab predict``)."""
+    from PIL import ImageDraw
+
+    with Image.open(image_path) as img:
+        canvas = ImageOps.exif_transpose(img).convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    for box, score, cls in zip(*detections):
+        name = names[cls] if cls < len(names) else str(cls)
+        pen.rectangle([float(v) for v in box], outline=(255, 64, 32), width=2)
+        pen.text((float(box[0]) + 2, float(box[1]) + 1), f"{name} {score:.2f}", fill=(255, 255, 0))
+    canvas.save(out)
+    return out
+
+
+name = "detect"
+
+
+def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
+             progress=None, eval_set=None, sidecar=None) -> dict:
+    """Streaming detection validation of ``quantized`` (a LiteRTModel) against ``reference``."""
+    from int8lab.data.generator import RepresentativeDataGenerator
+
+    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
+                                            progress=progress, progress_label="validation images")
+    quantized_layout = layout_of(quantized, sidecar, spec, labels or dataset_names(data_dir))
+    reference_layout = quantized_layout.with_boxes("pixels")
+    files = [str(f) for f in generator.index.files]
+    results = evaluate(reference, quantized, generator.generate_samples(), files, spec.as_dict(),
+                       reference_layout, quantized_layout, labelled_split(files))
+    results["class_names"] = labels or dataset_names(data_dir)
+    results["skipped_files"] = [s.as_dict() for s in generator.errors]
+    return results
+
+
+def layout_of(quantized, sidecar: dict | None, spec, names: list[str]) -> DetectionLayout:
+    """The layout int8lab recorded beside the model, else read from its output shape."""
+    recorded = ((sidecar or {}).get("task") or {}).get("layout")
+    if recorded:
+        return DetectionLayout.from_dict(recorded)
+    shape = tuple(int(d) for d in quantized.output["shape"])
+    return resolve_layout(shape, spec.input_size, len(names) or None)
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def report_rows(v: dict) -> list[str]:
+    return [f"| mAP50 (labels) | {_num(v['map50_reference'])} | {_num(v['map50'])} |",
+            f"| mAP50-95 (labels) | {_num(v['map50_95_reference'])} | {_num(v['map50_95'])} |",
+            f"| precision @ {v['confidence']} | {_num(v['precision']['reference'])} | "
+            f"{_num(v['precision']['quantized'])} |",
+            f"| recall @ {v['confidence']} | {_num(v['recall']['reference'])} | {_num(v['recall']['quantized'])} |",
+            f"| detections per image @ {v['confidence']} | {v['detections_per_image']['reference']:.2f} | "
+            f"{v['detections_per_image']['quantized']:.2f} |"]
+
+
+def report_notes(v: dict) -> list[str]:
+    lines = [f"- mAP50 of the quantized model against the float model's own detections (score ≥ "
+             f"{v['confidence']}): **{_num(v['map50_vs_reference'])}**; mAP50-95: {_num(v['map50_95_vs_reference'])}",
+             f"- float detections kept (same class, IoU ≥ 0.5): **{_pct(v['detections_kept'])}**; mean box "
+             f"error of the kept ones: {_num(v['mean_box_error_px'], 2)} px"]
+    if v.get("map50_drop_points") is not None:
+        lines.append(f"- mAP50 drop against the labels: **{v['map50_drop_points']:.2f} points**")
+    if not v["labelled"]:
+        lines.append("- the split has no `labels/` folder: mAP against labels is not measured")
+    return lines
+
+
+def report_details(v: dict) -> list[str]:
+    per_class = v["per_class_ap50"]
+    if not per_class.get("quantized"):
+        return []
+    names = v.get("class_names") or []
+    lines = ["", "## AP50 per class", "", "| class | float | quantized |", "|---|---|---|"]
+    for cls, ap in per_class["quantized"].items():
+        label = names[int(cls)] if int(cls) < len(names) else str(cls)
+        lines.append(f"| {label} | {per_class['reference'].get(cls, 0.0):.4f} | {ap:.4f} |")
+    return lines
+
+
+def console_lines(v: dict) -> list[str]:
+    lines = [f"  mAP50 (labels): float {_num(v['map50_reference'])}, quantized {_num(v['map50'])}; "
+             f"mAP50-95: float {_num(v['map50_95_reference'])}, quantized {_num(v['map50_95'])}",
+             f"  vs the float model's detections: mAP50 {_num(v['map50_vs_reference'])}, "
+             f"mAP50-95 {_num(v['map50_95_vs_reference'])}",
+             f"  detections kept {_pct(v['detections_kept'])}, per image: float "
+             f"{v['detections_per_image']['reference']:.2f}, quantized {v['detections_per_image']['quantized']:.2f}; "
+             f"box error {_num(v['mean_box_error_px'], 2)} px"]
+    return lines

@@ -1,0 +1,98 @@
+"""Detection metrics that stream: COCO-style mAP50 and mAP50-95 (101-point interpolation), and
+precision/recall at the confidence threshold, accumulated image by image.
+
+Only one small record per detection (score, class, hit at each IoU threshold) and a count of
+ground-truth boxes per class are kept; no image or tensor is. Two accumulators merge exactly, so
+shards of an evaluation set can be scored apart and combined.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from int8lab.tasks.boxes import box_iou
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+RECALL_POINTS = np.linspace(0, 1, 101)
+
+
+class DetectionAccumulator:
+    def __init__(self, num_classes: int, confidence: float = 0.25):
+        self.num_classes = num_classes
+        self.confidence = confidence  # the operating point precision and recall are read at
+        self.scores: list[np.ndarray] = []
+        self.classes: list[np.ndarray] = []
+        self.hits: list[np.ndarray] = []  # [detections, IoU thresholds] booleans
+        self.truth_per_class = np.zeros(num_classes, dtype=np.int64)
+        self.images = 0
+
+    def update(self, boxes, scores, classes, truth_boxes, truth_classes) -> None:
+        """One image: detections (xyxy, score, class) against its ground truth (xyxy, class)."""
+        classes, truth_classes = np.asarray(classes, np.int64), np.asarray(truth_classes, np.int64)
+        self.images += 1
+        self.truth_per_class += np.bincount(truth_classes, minlength=self.num_classes)[:self.num_classes]
+        if not len(scores):
+            return
+        self.scores.append(np.asarray(scores, np.float64))
+        self.classes.append(classes)
+        self.hits.append(match(np.asarray(boxes), np.asarray(scores), classes,
+                               np.asarray(truth_boxes).reshape(-1, 4), truth_classes))
+
+    def merge(self, other: "DetectionAccumulator") -> "DetectionAccumulator":
+        self.scores += other.scores
+        self.classes += other.classes
+        self.hits += other.hits
+        self.truth_per_class += other.truth_per_class
+        self.images += other.images
+        return self
+
+    def result(self) -> dict:
+        scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
+        classes = np.concatenate(self.classes) if self.classes else np.zeros(0, np.int64)
+        hits = np.concatenate(self.hits) if self.hits else np.zeros((0, len(IOU_THRESHOLDS)), bool)
+        present = np.flatnonzero(self.truth_per_class > 0)
+        ap = np.array([[average_precision(scores[classes == c], hits[classes == c, t], self.truth_per_class[c])
+                        for t in range(len(IOU_THRESHOLDS))] for c in present]).reshape(len(present), len(IOU_THRESHOLDS))
+        confident = scores >= self.confidence
+        true_positives = int(hits[confident, 0].sum())
+        truth = int(self.truth_per_class.sum())
+        return {
+            "map50": float(ap[:, 0].mean()) if len(present) else None,
+            "map50_95": float(ap.mean()) if len(present) else None,
+            "precision": true_positives / int(confident.sum()) if confident.any() else None,
+            "recall": true_positives / truth if truth else None,
+            "ap50_per_class": {int(c): float(a) for c, a in zip(present, ap[:, 0])},
+            "ground_truth_boxes": truth,
+            "images": self.images,
+        }
+
+
+def match(boxes, scores, classes, truth_boxes, truth_classes) -> np.ndarray:
+    """COCO's greedy matching: detections by descending score each take the unmatched ground-truth
+    box of their class with the highest IoU, at each IoU threshold. -> [detections, thresholds]."""
+    hits = np.zeros((len(scores), len(IOU_THRESHOLDS)), dtype=bool)
+    if not len(truth_boxes):
+        return hits
+    iou = box_iou(boxes, truth_boxes) * (classes[:, None] == truth_classes[None, :])
+    order = np.argsort(-scores, kind="stable")
+    for t, threshold in enumerate(IOU_THRESHOLDS):
+        taken = np.zeros(len(truth_boxes), dtype=bool)
+        for d in order:
+            candidates = np.where(taken, -1.0, iou[d])
+            best = int(candidates.argmax())
+            if candidates[best] >= threshold:
+                taken[best] = hits[d, t] = True
+    return hits
+
+
+def average_precision(scores: np.ndarray, hits: np.ndarray, truth: int) -> float:
+    """Area under the interpolated precision-recall curve, sampled at 101 recall points (COCO)."""
+    if truth == 0 or not len(scores):
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    true_positives = np.cumsum(hits[order])
+    recall = true_positives / truth
+    precision = true_positives / np.arange(1, len(order) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, RECALL_POINTS, side="left")
+    return float(np.where(at < len(envelope), envelope[np.minimum(at, len(envelope) - 1)], 0.0).mean())

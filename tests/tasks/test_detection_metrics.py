@@ -1,0 +1,54 @@
+"""mAP as COCO computes it, accumulated image by image."""
+
+import numpy as np
+
+from int8lab.tasks.detection_metrics import DetectionAccumulator, average_precision
+
+TRUTH = np.array([[10, 10, 50, 50], [60, 60, 100, 120]], float)
+CLASSES = np.array([0, 1])
+
+
+def test_perfect_detections_score_one():
+    acc = DetectionAccumulator(2)
+    acc.update(TRUTH, [0.9, 0.8], CLASSES, TRUTH, CLASSES)
+    result = acc.result()
+    assert result["map50"] == 1.0 and result["map50_95"] == 1.0
+    assert result["precision"] == 1.0 and result["recall"] == 1.0
+
+
+def test_a_loose_box_counts_at_iou_50_but_not_at_95():
+    acc = DetectionAccumulator(1)
+    loose = np.array([[10, 10, 50, 60]], float)  # IoU 0.8 with the truth
+    acc.update(loose, [0.9], [0], TRUTH[:1], [0])
+    result = acc.result()
+    assert result["map50"] == 1.0
+    assert abs(result["map50_95"] - 0.7) < 1e-9  # hits at 0.50..0.80: 7 of 10 thresholds
+
+
+def test_wrong_class_is_no_hit():
+    acc = DetectionAccumulator(2)
+    acc.update(TRUTH[:1], [0.9], [1], TRUTH[:1], [0])
+    assert acc.result()["map50"] == 0.0
+
+
+def test_a_confident_false_positive_lowers_ap():
+    scores = np.array([0.95, 0.9])
+    hits = np.array([False, True])
+    assert abs(average_precision(scores, hits, 1) - 0.5) < 0.01
+
+
+def test_merged_shards_equal_one_pass():
+    whole, left, right = DetectionAccumulator(2), DetectionAccumulator(2), DetectionAccumulator(2)
+    images = [(TRUTH, [0.9, 0.4], CLASSES), (TRUTH[::-1] + 3, [0.7, 0.6], CLASSES)]
+    for k, (boxes, scores, classes) in enumerate(images):
+        whole.update(boxes, scores, classes, TRUTH, CLASSES)
+        (left if k == 0 else right).update(boxes, scores, classes, TRUTH, CLASSES)
+    assert left.merge(right).result() == whole.result()
+
+
+def test_images_without_detections_still_count_their_truth():
+    acc = DetectionAccumulator(2)
+    acc.update(TRUTH[:1], [0.9], [0], TRUTH[:1], [0])
+    acc.update(np.zeros((0, 4)), [], [], TRUTH[1:], [1])
+    result = acc.result()
+    assert result["recall"] == 0.5 and result["map50"] == 0.5
