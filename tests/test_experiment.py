@@ -99,7 +99,8 @@ def test_single_class_calibration_draws_that_class_only(lab):
 def test_pool_draws_what_the_generator_draws(tmp_path, fashion_model, fashion_dir, fashion_opts):
     from int8lab.data.generator import RepresentativeDataGenerator
 
-    _, spec, pool, _, _ = prepare(fashion_model, fashion_dir, tmp_path, fashion_opts, SMALL)
+    prepared = prepare(fashion_model, fashion_dir, tmp_path, fashion_opts, SMALL)
+    spec, pool = prepared.spec, prepared.pool
     generator = RepresentativeDataGenerator(fashion_dir, num_samples=12, split="val", seed=3,
                                             strategy="stratified", spec=spec, progress=False)
     expected = np.concatenate(list(generator.generate_batches()))

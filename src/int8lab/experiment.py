@@ -24,15 +24,16 @@ from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
 from int8lab.errors import UsageError
-from int8lab.evaluate import agreement_metrics, labelled_metrics
 from int8lab.model.aeq import QuantizerError
 from int8lab.model.convert import CALIBRATED_MODES, MODES, ConversionError, available_modes
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
+from int8lab.tasks.detect import dataset_names
 from int8lab.validate import EvalSet
 
 FLOAT_MODES = ("none", "fp16", "dynamic")
+INTEGER_IO_MODES = ("int8", "uint8", "int8-float-io")  # where a detector's boxes would crush its scores
 DEFAULT_SIZES = "10,50,100,300"
 SINGLE_CLASS = "single-class"
 FAILED = "failed.json"  # in a variant's folder: the back end refused to build it (and why)
@@ -171,7 +172,34 @@ def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
     eval_set = EvalSet(np.load(cache / "eval.npy"), np.load(labels_file) if labels_file.is_file() else None,
                        meta["class_names"], meta["eval_files"],
                        [SkippedSource(**s) for s in meta["eval_skipped"]])
-    return source, spec, pool, eval_set, np.load(cache / "native_outputs.npy")
+    from int8lab.pipeline import resolve_task
+
+    task, int8_source = resolve_task(source, pool.tensors[:1], spec, opts, "int8",
+                                     list(labels or meta["class_names"] or dataset_names(data_dir)))
+    task.pop("findings")
+    return Prepared(source, int8_source, task, spec, pool, eval_set, np.load(cache / "native_outputs.npy"))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every variant is built and scored from; ``int8_source`` is the model the integer
+    modes convert (a detector's with normalised boxes, see pipeline.resolve_task)."""
+
+    source: object
+    int8_source: object
+    task: dict
+    spec: PreprocessSpec
+    pool: "CalibrationPool"
+    eval_set: EvalSet
+    native: np.ndarray
+
+    def source_for(self, mode: str):
+        return self.int8_source if mode in INTEGER_IO_MODES else self.source
+
+    def task_for(self, mode: str) -> dict:
+        from int8lab.pipeline import float_task
+
+        return self.task if mode in INTEGER_IO_MODES else float_task(self.task)
 
 
 def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts: DataOptions,
@@ -186,7 +214,7 @@ def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts:
     eval_set = load_eval_set(data_dir, spec, config.eval_split, labels, opts.dataset_type, progress)
     if set(eval_set.files) & {generator.index.describe(i) for i, _ in samples}:
         raise UsageError("the calibration and evaluation splits share images; give distinct splits")
-    native = predict_all(source, eval_set.tensors, "native model", progress)
+    native = predict_all(source, eval_set.tensors, "native model", progress, flatten=False)
     arrays = {"calibration.npy": np.stack([t for _, t in samples]), "eval.npy": eval_set.tensors,
               "native_outputs.npy": native}
     if eval_set.labels is not None:
@@ -200,34 +228,32 @@ def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts:
         "calibration_skipped": [e.as_dict() for e in generator.errors]}, indent=2) + "\n")
 
 
-def evaluate_variant(variant: Variant, content: bytes, eval_set, native: np.ndarray,
-                     out_dir: Path) -> dict:
-    """Metrics of one built variant against the native model's outputs and the labels."""
+def evaluate_variant(variant: Variant, content: bytes, prepared: Prepared, out_dir: Path) -> dict:
+    """Metrics of one built variant against the native model's outputs and the labels, as the
+    task scores them."""
     from int8lab.model.tflite_info import inspect_tflite
-    from int8lab.report.plots import confusion_matrix_png
     from int8lab.runtime import LiteRTModel
+    from int8lab.tasks import get_task
     from int8lab.validate import predict_all
 
-    outputs = predict_all(LiteRTModel(content), eval_set.tensors, variant.name, False)
+    outputs = predict_all(LiteRTModel(content), prepared.eval_set.tensors, variant.name, False, flatten=False)
     info = inspect_tflite(content)
     metrics = {"variant": asdict(variant), "group": variant.group, "size_bytes": len(content),
                "parameters": info.parameter_count, "fully_integer": info.fully_integer,
-               "input_dtype": info.inputs[0].dtype, **agreement_metrics(native, outputs)}
-    if eval_set.labels is not None:
-        labelled = labelled_metrics(eval_set.labels, outputs, eval_set.class_names)
-        metrics.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
-        confusion_matrix_png(np.array(labelled["confusion_matrix"]), eval_set.class_names,
-                             variant.name, out_dir / "confusion.png")
+               "input_dtype": info.inputs[0].dtype}
+    task = prepared.task_for(variant.mode)
+    metrics.update(get_task(task["name"]).experiment_metrics(prepared.native, outputs, prepared.eval_set, task,
+                                                             prepared.spec, out_dir, variant.name))
     return metrics
 
 
-def build_variant(variant: Variant, source, spec: PreprocessSpec, pool: CalibrationPool, eval_set,
-                  native: np.ndarray, out_dir: Path, labels: list[str]) -> dict:
+def build_variant(variant: Variant, prepared: Prepared, out_dir: Path, labels: list[str]) -> dict:
     """Convert, save (model + sidecar, so `int8lab validate` can rerun it), evaluate."""
     from int8lab.model.convert import convert
     from int8lab.model.tflite_info import inspect_tflite
     from int8lab.pipeline import model_metadata, write_model
 
+    pool = prepared.pool
     calibration = None
     if variant.mode in CALIBRATED_MODES:
         strategy = "random" if variant.strategy == SINGLE_CLASS else variant.strategy
@@ -235,6 +261,7 @@ def build_variant(variant: Variant, source, spec: PreprocessSpec, pool: Calibrat
         calibration = Calibration(pool.tensors, [pool.rows[i] for i in selected], pool.index,
                                   selected, variant.seed, variant.strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
+    source = prepared.source_for(variant.mode)
     try:
         content = convert(source, variant.mode, calibration)
     except (ConversionError, QuantizerError) as exc:
@@ -242,9 +269,11 @@ def build_variant(variant: Variant, source, spec: PreprocessSpec, pool: Calibrat
         failure = {"variant": asdict(variant), "group": variant.group, "error": str(exc)}
         write_text_atomic(out_dir / FAILED, json.dumps(failure, indent=2) + "\n")
         return failure
-    write_model(out_dir / "model.tflite", content,
-                model_metadata(source, variant.mode, spec, inspect_tflite(content), calibration, labels, []))
-    metrics = evaluate_variant(variant, content, eval_set, native, out_dir)
+    metadata = model_metadata(prepared.source, variant.mode, prepared.spec, inspect_tflite(content), calibration,
+                              labels, [])
+    metadata["task"] = prepared.task_for(variant.mode)
+    write_model(out_dir / "model.tflite", content, metadata)
+    metrics = evaluate_variant(variant, content, prepared, out_dir)
     metrics["calibration_count"] = len(calibration.selected) if calibration else 0
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -259,10 +288,13 @@ def _worker_init(model_path, data_dir, out_dir, opts, config, labels, model_opti
 
 
 def _worker_build(variant: Variant) -> dict:
-    source, spec, pool, eval_set, native = _WORKER_STATE["prepared"]
-    out_dir = _WORKER_STATE["out_dir"]
-    return build_variant(variant, source, spec, pool, eval_set, native,
-                         out_dir / "variants" / variant.name, list(eval_set.class_names))
+    prepared = _WORKER_STATE["prepared"]
+    return build_variant(variant, prepared, _WORKER_STATE["out_dir"] / "variants" / variant.name,
+                         _names(prepared))
+
+
+def _names(prepared: Prepared) -> list[str]:
+    return list(prepared.task.get("names") or prepared.eval_set.class_names)
 
 
 def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: ExperimentConfig,
@@ -277,9 +309,9 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
 
         opts, _ = detect_preset(load_model_source(model_path, model_options), data_dir,
                                 DataOptions(**{**asdict(opts), "split": config.calibration_split}))
-    source, spec, pool, eval_set, native = prepare(model_path, data_dir, out_dir, opts, config, labels,
-                                                   model_options)
-    class_names = list(eval_set.class_names)
+    prepared = prepare(model_path, data_dir, out_dir, opts, config, labels, model_options)
+    source, spec, pool, eval_set = prepared.source, prepared.spec, prepared.pool, prepared.eval_set
+    class_names = _names(prepared)
     single = config.imbalanced_class or (pool.index.class_names[0] if pool.index.class_names else None)
     if single and single not in pool.index.class_names:
         raise UsageError(f"--imbalanced-class {single!r} is not a class here: {list(pool.index.class_names)}")
@@ -301,16 +333,15 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
                 pass
     else:
         for variant in track(todo, len(todo), "variants", progress):
-            build_variant(variant, source, spec, pool, eval_set, native,
-                          variants_dir / variant.name, class_names)
+            build_variant(variant, prepared, variants_dir / variant.name, class_names)
     built = [v for v in grid if (variants_dir / v.name / "metrics.json").is_file()]
     failed = [json.loads((variants_dir / v.name / FAILED).read_text()) for v in grid if v not in built]
     results = [json.loads((variants_dir / v.name / "metrics.json").read_text()) for v in built]
     models = [LiteRTModel(variants_dir / v.name / "model.tflite") for v in built]
     for row, latency in zip(results, bench_latencies(models, config.latency_runs)):
         row["latency"] = latency
-    native_row = native_metrics(source, eval_set, native, config.latency_runs)
-    return {"model": str(model_path), "data": str(data_dir), "spec": spec.as_dict(),
+    native_row = native_metrics(prepared, config.latency_runs)
+    return {"model": str(model_path), "data": str(data_dir), "spec": spec.as_dict(), "task": prepared.task,
             "calibration_split": config.calibration_split, "eval_split": config.eval_split,
             "calibration_pool": len(pool.rows), "eval_images": len(eval_set.tensors),
             "sizes": sizes, "repeats": config.repeats, "single_class": single,
@@ -318,18 +349,17 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
             "resumed": len(grid) - len(todo)}
 
 
-def native_metrics(source, eval_set, native: np.ndarray, runs: int) -> dict:
-    """The float model as trained, run by TensorFlow: the reference every variant is held to."""
+def native_metrics(prepared: Prepared, runs: int) -> dict:
+    """The float model as trained, run by its own framework: the reference every variant is held to."""
     import time
 
     from int8lab.benchmark import summarise
+    from int8lab.tasks import get_task
 
+    source, eval_set, native, task = prepared.source, prepared.eval_set, prepared.native, prepared.task_for("none")
     row = {"variant": {"name": "native", "mode": "native"}, "group": "native", "source_kind": source.kind,
            "size_bytes": _size_on_disk(source.path), "parameters": _native_parameters(source),
-           **agreement_metrics(native, native)}
-    if eval_set.labels is not None:
-        labelled = labelled_metrics(eval_set.labels, native, eval_set.class_names)
-        row.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
+           **get_task(task["name"]).experiment_metrics(native, native, eval_set, task, prepared.spec, None, "native")}
     sample = eval_set.tensors[:1]
     for _ in range(3):
         source.predict(sample)

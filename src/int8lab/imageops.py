@@ -140,6 +140,15 @@ def to_tensor(img, spec):
     return values
 
 
+def upright_size(path):
+    """(width, height) of an image file as decoding shows it (EXIF rotations by 90° swap the
+    sides), read from its header: the frame that boxes on the original image refer to."""
+    with Image.open(path) as img:
+        width, height = img.size
+        orientation = img.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def load_tensor(path, spec):
     """Image file -> model input tensor (no batch axis)."""
     return to_tensor(resize_image(decode_image(path, spec), spec), spec)

@@ -65,17 +65,18 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     findings = check_layout(source.input, spec)
     if not allow_double_normalisation:
         findings += check_double_normalisation(source.normalising_layers(), spec)
-    generator = None
+    generator = first = None
     if mode in CALIBRATED_MODES:
         generator = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-        findings += check_batch(generator.first_batch(), spec)
+        first = generator.first_batch()
+        findings += check_batch(first, spec)
         if validation_files is not None:
             chosen = [generator.index.describe(i) for i in generator.order]
             findings += check_overlap([str(Path(f).resolve()) for f in chosen],
                                       [str(Path(f).resolve()) for f in validation_files])
     warnings = raise_on_errors(findings)
     labels = _labels(labels_file, generator, data_dir)
-    task, converted_source = resolve_task(source, generator, spec, opts, mode, labels)
+    task, converted_source = resolve_task(source, first, spec, opts, mode, labels)
     warnings += task.pop("findings")
     content = convert(converted_source, mode, generator)
     info = inspect_tflite(content)
@@ -94,15 +95,17 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
 BOX_SCORE_RATIO = 8.0  # boxes this many times wider in range than the scores crush them in one int8 scale
 
 
-def resolve_task(source, generator, spec: PreprocessSpec, opts: DataOptions, mode: str, labels: list[str]):
-    """The task (from ``--task`` or the float model's output on one calibration image) as the
-    sidecar records it, and the source to convert: for an int8 detector whose box channels span
-    a far wider range than its scores, the same model with boxes divided by the input size."""
+def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: DataOptions, mode: str,
+                 labels: list[str]):
+    """The task (from ``--task`` or the float model's output on ``sample``, one calibration
+    batch) as the sidecar records it, and the source to convert: for an int8 detector whose box
+    channels span a far wider range than its scores, the same model with boxes divided by the
+    input size."""
     from int8lab.tasks import infer_task
 
-    if generator is None:
+    if sample is None:
         return {"name": opts.task if opts.task != "auto" else None, "findings": []}, source
-    outputs = np.asarray(source.predict(generator.first_batch()))
+    outputs = np.asarray(source.predict(sample))
     name = infer_task(outputs.shape, opts.task)
     if name != "detect":
         return {"name": name, "findings": []}, source
@@ -120,9 +123,9 @@ def resolve_task(source, generator, spec: PreprocessSpec, opts: DataOptions, mod
     if crushed and opts.normalise_boxes and hasattr(source, "module"):
         import torch
 
-        sample = torch.from_numpy(np.ascontiguousarray(generator.first_batch(), np.float32))
         try:
-            module = normalise_boxes(source.module, sample, spec.input_size, layout.channel_axis)
+            module = normalise_boxes(source.module, torch.from_numpy(np.ascontiguousarray(sample[:1], np.float32)),
+                                     spec.input_size, layout.channel_axis)
         except BoxRewriteError as exc:
             task["findings"].append(Finding("detector-output", "warning", f"{why}; int8lab could not rewrite the "
                                                                           f"graph ({exc})"))
@@ -195,7 +198,7 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     float_content = convert(source, "none")
     float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
                                     converted.metadata["labels"], [])
-    float_metadata["task"] = _float_task(converted.metadata["task"])
+    float_metadata["task"] = float_task(converted.metadata["task"])
     write_model(out_dir / "model_fp32.tflite", float_content, float_metadata)
     results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
                            opts.dataset_type, not opts.quiet, eval_set, task)
@@ -350,7 +353,7 @@ def write_model(path: Path, content: bytes, metadata: dict) -> None:
     write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")
 
 
-def _float_task(task: dict) -> dict:
+def float_task(task: dict) -> dict:
     """The sidecar task of the unmodified float model: a detector's boxes stay in pixels."""
     if "layout" not in task:
         return task

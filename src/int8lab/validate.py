@@ -63,11 +63,14 @@ def load_reference(path: str | Path):
     return load_model_source(path)
 
 
-def predict_all(model, tensors: np.ndarray, description: str, progress: bool | None = None) -> np.ndarray:
+def predict_all(model, tensors: np.ndarray, description: str, progress: bool | None = None,
+                flatten: bool = True) -> np.ndarray:
+    """Outputs for every tensor, batch by batch: one row of scores each, or (``flatten=False``)
+    each output in its own shape (a detector's [channels, anchors])."""
     batches = range(0, len(tensors), EVAL_BATCH)
-    outputs = [model.predict(tensors[i:i + EVAL_BATCH])
-               for i in track(batches, len(batches), description, progress_enabled(progress))]
-    return np.concatenate(outputs).reshape(len(tensors), -1)
+    outputs = np.concatenate([model.predict(tensors[i:i + EVAL_BATCH])
+                              for i in track(batches, len(batches), description, progress_enabled(progress))])
+    return outputs.reshape(len(tensors), -1) if flatten else outputs
 
 
 def compare_models(reference_out: np.ndarray, quantized_out: np.ndarray, eval_set: EvalSet) -> dict:

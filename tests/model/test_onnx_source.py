@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from conftest import ROOT
 from onnx import TensorProto, helper
 
 from int8lab.errors import UsageError
@@ -77,3 +78,27 @@ def test_asymmetric_padding_pooling_and_clip_match_onnx_runtime(tmp_path):
     rebuilt = rebuilt_outputs(source, x)
     assert rebuilt.shape == (1, 4)
     assert np.abs(rebuilt - source.predict(x)).max() < 1e-5
+
+
+DETECTOR_ONNX = ROOT / "examples" / "detect" / "yolo_tiny.onnx"
+
+
+def test_dynamic_axes_detector_is_folded_and_matches_onnx_runtime():
+    """An Ultralytics-style export (dynamic batch/height/width: Shape, Range, Expand, Resize...)
+    runs as a rebuilt module at the size given, like ONNX Runtime runs the original."""
+    import torch
+
+    from int8lab.model.source import ModelOptions
+
+    source = load_model_source(DETECTOR_ONNX, ModelOptions(input_size=(160, 160)))
+    assert source.input.shape == (1, 3, 160, 160)
+    image = np.random.default_rng(0).random((1, 3, 160, 160), dtype=np.float32)
+    with torch.no_grad():
+        rebuilt = source.module(torch.from_numpy(image)).numpy()
+    assert rebuilt.shape == (1, 14, 525)
+    assert np.abs(rebuilt - source.predict(image)).max() < 1e-3
+
+
+def test_dynamic_axes_without_input_size_ask_for_it():
+    with pytest.raises(UsageError, match="--input-size"):
+        load_model_source(DETECTOR_ONNX).input

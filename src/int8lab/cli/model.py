@@ -196,20 +196,27 @@ def predict_command(
     labels: Path = LABELS,
     threads: int = THREADS,
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    output: Path = typer.Option(Path("int8lab_predictions"), "-o", "--output",
+                                help="Detectors: where IMAGE_boxes.png (boxes and labels drawn) is written."),
 ):
-    """Top-k predictions for image files, preprocessed exactly as calibration was."""
+    """Top-k classes, or a detector's boxes (printed and drawn), for image files, preprocessed
+    exactly as calibration was."""
     from int8lab.predict import predict_images, saved_spec
 
     results = predict_images(model, images, saved_spec(model),
-                             read_labels_file(labels) if labels else None, top_k, threads)
+                             read_labels_file(labels) if labels else None, top_k, threads, output)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
     for result in results:
         if "error" in result:
             err.print(f"[yellow]skipped[/yellow] {escape(result['image'])}: {escape(result['error'])}")
-            continue
-        typer.echo(result["image"] + "  " + "  ".join(f"{t['label']} {t['score']:.4f}" for t in result["top"]))
+        elif "detections" in result:
+            typer.echo(f"{result['image']}: {len(result['detections'])} detections, drawn in {result['drawn']}")
+            for d in result["detections"]:
+                typer.echo(f"  {d['label']:12s} {d['score']:.3f}  box {d['box']}")
+        else:
+            typer.echo(result["image"] + "  " + "  ".join(f"{t['label']} {t['score']:.4f}" for t in result["top"]))
 
 
 def snippet_command(

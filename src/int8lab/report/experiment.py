@@ -10,6 +10,7 @@ import numpy as np
 
 from int8lab.atomic import write_text_atomic
 from int8lab.report.plots import calibration_size_png
+from int8lab.tasks import get_task
 
 GROUP_LABELS = {"fp32": "TFLite fp32", "fp16": "TFLite fp16", "dynamic": "dynamic range (int8 weights)",
                 "int16x8": "int16x8"}
@@ -17,8 +18,20 @@ NATIVE_LABELS = {"keras": "native (Keras, TF)", "saved_model": "native (SavedMod
                  "torch": "native (PyTorch)", "onnx": "native (ONNX Runtime)", "tflite": "native (float .tflite)"}
 
 
+def _task(results: dict):
+    return get_task((results.get("task") or {}).get("name") or "classify")
+
+
+def headline(results: dict, row: dict) -> tuple[str, str]:
+    """(key, words) of the metric the summary and the plot follow: the task's labelled metric,
+    else its agreement with the float model."""
+    labelled, unlabelled = _task(results).HEADLINE
+    return labelled if row.get(labelled[0]) is not None else unlabelled
+
+
 def aggregate(results: dict) -> list[dict]:
     """One row per group (variants that differ only by seed): mean and std of each metric."""
+    keys = [key for key, _ in _task(results).EXPERIMENT_COLUMNS] + ["mean_abs_output_error"]
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in [results["native"], *results["variants"]]:
         groups[row["group"]].append(row)
@@ -31,8 +44,7 @@ def aggregate(results: dict) -> list[dict]:
                "size_bytes": first["size_bytes"], "parameters": first.get("parameters"),
                "fully_integer": first.get("fully_integer", False),
                "latency_ms": float(np.mean([m["latency"]["mean_ms"] for m in members]))}
-        for key in ("accuracy", "precision_macro", "recall_macro", "g_mean", "top1_agreement",
-                    "mean_abs_output_error"):
+        for key in keys:
             values = [m[key] for m in members if m.get(key) is not None]
             row[key] = float(np.mean(values)) if values else None
             row[f"{key}_std"] = float(np.std(values)) if len(values) > 1 else 0.0
@@ -58,20 +70,19 @@ def _mean_std(row: dict, key: str, scale: float = 100, digits: int = 2) -> str:
 
 
 def metrics_markdown(results: dict, rows: list[dict]) -> str:
+    columns = _task(results).EXPERIMENT_COLUMNS
     lines = ["# Experiment metrics", "",
              f"`{results['model']}` on `{results['data']}`: calibration pool {results['calibration_pool']} "
              f"images (split `{results['calibration_split']}`), evaluation {results['eval_images']} images "
              f"(split `{results['eval_split']}`). Seeded variants: mean ± std over {results['repeats']} seeds.",
              "",
-             "| variant | runs | accuracy % | precision % | recall % | G-mean % | top-1 agreement % | "
-             "size KiB | parameters | latency ms | fully integer |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | runs | " + " | ".join(header for _, header in columns)
+             + " | size KiB | parameters | latency ms | fully integer |",
+             "|---|---|" + "---|" * len(columns) + "---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {_label(row)} | {row['runs']} | {_mean_std(row, 'accuracy')} | "
-            f"{_mean_std(row, 'precision_macro')} | {_mean_std(row, 'recall_macro')} | "
-            f"{_mean_std(row, 'g_mean')} | {_mean_std(row, 'top1_agreement')} | "
-            f"{row['size_bytes'] / 1024:.1f} | {row['parameters'] if row['parameters'] else 'n/a'} | "
+            f"| {_label(row)} | {row['runs']} | " + " | ".join(_mean_std(row, key) for key, _ in columns)
+            + f" | {row['size_bytes'] / 1024:.1f} | {row['parameters'] if row['parameters'] else 'n/a'} | "
             f"{row['latency_ms']:.3f} | {'yes' if row['fully_integer'] else 'no'} |")
     lines += _failed_lines(results)
     lines += ["", "Latency: mean of the LiteRT interpreter's invoke on one image (the native row: "
@@ -96,8 +107,8 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
     """Answers the lab's questions in sentences generated from the numbers."""
     by_group = {r["group"]: r for r in rows}
     native, fp32 = by_group["native"], by_group.get("fp32")
-    metric = "accuracy" if native.get("accuracy") is not None else "top1_agreement"
-    what = "accuracy" if metric == "accuracy" else "top-1 agreement"
+    metric, what = headline(results, native)
+    agreement, agreement_words = _task(results).AGREEMENT
 
     def pct(value):
         return f"{100 * value:.2f}%"
@@ -107,8 +118,8 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
     lines = ["# Experiment summary", ""]
     if fp32:
         diff = 100 * (fp32[metric] - native[metric])
-        lines.append(f"**fp32 vs native.** The TFLite fp32 model agrees with the native model on "
-                     f"{pct(fp32['top1_agreement'])} of the {results['eval_images']} images; its {what} is "
+        lines.append(f"**fp32 vs native.** The TFLite fp32 model's {agreement_words} is "
+                     f"{pct(fp32[agreement])} on the {results['eval_images']} images; its {what} is "
                      f"{pct(fp32[metric])} against {pct(native[metric])} ({diff:+.2f} points): the conversion "
                      f"itself {'changes nothing that matters' if abs(diff) < 0.25 else 'already costs accuracy'}.")
         lines.append("")
@@ -118,8 +129,8 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
         size = 100 * best["size_bytes"] / fp32["size_bytes"]
         speed = fp32["latency_ms"] / best["latency_ms"]
         lines.append(f"**Best int8 vs fp32.** The best int8 variant ({_label(best)}) reaches {what} "
-                     f"{pct(best[metric])} ({diff:+.2f} points against fp32) with top-1 agreement "
-                     f"{pct(best['top1_agreement'])}, at {size:.1f}% of the fp32 size and {speed:.2f}x its speed.")
+                     f"{pct(best[metric])} ({diff:+.2f} points against fp32) with {agreement_words} "
+                     f"{pct(best[agreement])}, at {size:.1f}% of the fp32 size and {speed:.2f}x its speed.")
         lines.append("")
     for strategy in ("random", "stratified", "diverse"):
         trend = sorted((r for r in sweep if r["strategy"] == strategy), key=lambda r: r["size"])
@@ -144,8 +155,8 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
             diff = 100 * (single[metric] - others[metric])
             lines.append(f"**Single-class calibration.** Calibrated on `{results['single_class']}` only "
                          f"({single['size']} images), int8 reaches {what} {pct(single[metric])}, "
-                         f"{diff:+.2f} points against {_label(others)}, with top-1 agreement "
-                         f"{pct(single['top1_agreement'])}: "
+                         f"{diff:+.2f} points against {_label(others)}, with {agreement_words} "
+                         f"{pct(single[agreement])}: "
                          + ("a calibration set that misses classes costs accuracy."
                             if diff < -0.25 else "on this model it costs little; the ranges it sets still cover "
                                                  "the other classes."))
@@ -164,7 +175,7 @@ def summary_markdown(results: dict, rows: list[dict]) -> str:
 def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     """results.json, metrics.md, summary.md and the plot, each written atomically."""
     rows = aggregate(results)
-    metric = "accuracy" if rows[0].get("accuracy") is not None else "top1_agreement"
+    metric, _ = headline(results, rows[0])
     files = {"results": write_text_atomic(out_dir / "results.json",
                                           json.dumps({**results, "groups": rows}, indent=2) + "\n"),
              "metrics": write_text_atomic(out_dir / "metrics.md", metrics_markdown(results, rows)),

@@ -1,17 +1,42 @@
-"""Box geometry for detectors: IoU, class-aware NMS, and mapping boxes between the model's input
-and the original image (the inverse of stretch, letterbox or centre-crop). Pure numpy."""
+"""Box geometry for detectors: decoding a YOLO output, IoU, class-aware NMS, and mapping boxes
+between the model's input and the original image (the inverse of stretch, letterbox or
+centre-crop).
 
-from __future__ import annotations
+Like ``int8lab.imageops`` this module needs only numpy (and Pillow to draw), and ``int8lab
+snippet`` embeds its source verbatim in a detector's standalone inference file; ``layout`` and ``spec`` are plain
+mappings (``DetectionLayout.as_dict()``, ``PreprocessSpec.as_dict()``).
+"""
 
 import numpy as np
 
 
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+def decode(output, layout, confidence=0.25, iou=0.7, max_detections=300):
+    """One image's raw output -> (xyxy boxes in input pixels, scores, classes) after NMS.
+
+    ``layout``: channel_axis (1 for [4 + classes, anchors], 2 for [anchors, channels]),
+    objectness (v5 heads), boxes ("pixels", or "normalized" by the input size), input_size."""
+    rows = output if layout["channel_axis"] == 2 else output.T  # [anchors, channels]
+    boxes = rows[:, :4].astype(np.float64)
+    if layout["boxes"] == "normalized":
+        height, width = layout["input_size"]
+        boxes = boxes * np.array([width, height, width, height])
+    scores = rows[:, 4:].astype(np.float64)
+    if layout["objectness"]:
+        scores = scores[:, 1:] * scores[:, :1]
+    classes = scores.argmax(axis=1)
+    best = scores[np.arange(len(scores)), classes]
+    keep = best >= confidence
+    boxes, best, classes = xywh_to_xyxy(boxes[keep]), best[keep], classes[keep]
+    kept = nms(boxes, best, classes, iou, max_detections)
+    return boxes[kept], best[kept], classes[kept]
+
+
+def xywh_to_xyxy(boxes):
     centre, size = boxes[:, :2], boxes[:, 2:4] / 2
     return np.concatenate([centre - size, centre + size], axis=1)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a, b):
     """Pairwise IoU of xyxy boxes: [M, 4] x [K, 4] -> [M, K]."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
@@ -21,13 +46,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
-        max_detections: int) -> np.ndarray:
+def nms(boxes, scores, classes, iou_threshold, max_detections):
     """Indices kept by greedy class-aware NMS, best score first (boxes of different classes never
     suppress each other: each class is shifted into its own region, as torchvision's batched NMS)."""
     order = np.argsort(-scores, kind="stable")
     shifted = boxes + (classes * (np.abs(boxes).max(initial=0) + 1))[:, None]
-    keep: list[int] = []
+    keep = []
     while order.size and len(keep) < max_detections:
         best, order = order[0], order[1:]
         keep.append(int(best))
@@ -36,7 +60,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshol
     return np.array(keep, dtype=np.int64)
 
 
-def to_original(boxes: np.ndarray, original_size: tuple[int, int], spec: dict) -> np.ndarray:
+def to_original(boxes, original_size, spec):
     """xyxy boxes in model-input pixels -> pixels of the original (upright) image, undoing the
     spec's resize exactly as ``imageops.resize_image`` did it; clipped to the image."""
     width, height = original_size
@@ -50,7 +74,7 @@ def to_original(boxes: np.ndarray, original_size: tuple[int, int], spec: dict) -
     return mapped
 
 
-def _mapping(width: int, height: int, out_w: int, out_h: int, spec: dict):
+def _mapping(width, height, out_w, out_h, spec):
     """(scale x, scale y, offset x, offset y): input = original * scale + offset."""
     mode = spec["resize"]
     if mode == "stretch":
@@ -62,3 +86,16 @@ def _mapping(width: int, height: int, out_w: int, out_h: int, spec: dict):
     ratio = max(out_h / height, out_w / width) / spec["crop_pct"]  # center-crop
     new_w, new_h = max(out_w, round(width * ratio)), max(out_h, round(height * ratio))
     return new_w / width, new_h / height, -((new_w - out_w) // 2), -((new_h - out_h) // 2)
+
+
+def draw_detections(image, boxes, scores, classes, names):
+    """A copy of the (upright, RGB) PIL ``image`` with each box and its label and score drawn."""
+    from PIL import ImageDraw
+
+    canvas = image.convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    for box, score, cls in zip(boxes, scores, classes):
+        name = names[cls] if cls < len(names) else str(cls)
+        pen.rectangle([float(v) for v in box], outline=(255, 64, 32), width=2)
+        pen.text((float(box[0]) + 2, float(box[1]) + 1), f"{name} {score:.2f}", fill=(255, 255, 0))
+    return canvas

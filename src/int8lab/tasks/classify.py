@@ -7,10 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from int8lab.evaluate import agreement_metrics, labelled_metrics
 from int8lab.report.plots import confusion_matrix_png
 from int8lab.validate import compare_models, load_eval_set, predict_all
 
 name = "classify"
+# The lab's columns (key, header), its headline metric (with labels, and without), and the metric
+# that says how closely a variant follows the float model.
+EXPERIMENT_COLUMNS = (("accuracy", "accuracy %"), ("precision_macro", "precision %"), ("recall_macro", "recall %"),
+                      ("g_mean", "G-mean %"), ("top1_agreement", "top-1 agreement %"))
+HEADLINE = (("accuracy", "accuracy"), ("top1_agreement", "top-1 agreement"))
+AGREEMENT = ("top1_agreement", "top-1 agreement")
 
 
 def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
@@ -70,3 +77,17 @@ def console_lines(v: dict) -> list[str]:
                      f"{v['reference']['g_mean']:.4f}, quantized {v['quantized']['g_mean']:.4f}")
     lines.append(f"  output: mean |error| {v['mean_abs_output_error']:.5f}, cosine {v['mean_cosine_similarity']:.5f}")
     return lines
+
+
+def experiment_metrics(native: np.ndarray, outputs: np.ndarray, eval_set, task: dict, spec, out_dir: Path | None,
+                       title: str) -> dict:
+    """One lab variant's figures (and its confusion PNG in ``out_dir``) from cached outputs."""
+    native, outputs = native.reshape(len(native), -1), outputs.reshape(len(outputs), -1)
+    metrics = agreement_metrics(native, outputs)
+    if eval_set.labels is not None:
+        labelled = labelled_metrics(eval_set.labels, outputs, eval_set.class_names)
+        metrics.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
+        if out_dir is not None:
+            confusion_matrix_png(np.array(labelled["confusion_matrix"]), eval_set.class_names, title,
+                                 out_dir / "confusion.png")
+    return metrics

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image, ImageOps
 
 from int8lab.errors import UsageError
-from int8lab.tasks.boxes import box_iou, nms, to_original, xywh_to_xyxy
+from int8lab.imageops import upright_size
+from int8lab.tasks import boxes as box_ops
+from int8lab.tasks.boxes import box_iou, to_original, xywh_to_xyxy
 from int8lab.tasks.detection_metrics import DetectionAccumulator
 
 CONFIDENCE = 0.25  # the operating point: detections an app would show
@@ -70,28 +71,7 @@ def resolve_layout(output_shape: tuple[int, ...], input_size: tuple[int, int],
 def decode(output: np.ndarray, layout: DetectionLayout, confidence: float = CONFIDENCE,
            iou: float = NMS_IOU, max_detections: int = MAX_DETECTIONS):
     """One image's raw output -> (xyxy boxes in input pixels, scores, classes) after NMS."""
-    rows = output if layout.channel_axis == 2 else output.T  # [anchors, channels]
-    boxes = rows[:, :4].astype(np.float64)
-    if layout.boxes == "normalized":
-        height, width = layout.input_size
-        boxes = boxes * np.array([width, height, width, height])
-    scores = rows[:, 4:].astype(np.float64)
-    if layout.objectness:
-        scores = scores[:, 1:] * scores[:, :1]
-    classes = scores.argmax(axis=1)
-    best = scores[np.arange(len(scores)), classes]
-    keep = best >= confidence
-    boxes, best, classes = xywh_to_xyxy(boxes[keep]), best[keep], classes[keep]
-    kept = nms(boxes, best, classes, iou, max_detections)
-    return boxes[kept], best[kept], classes[kept]
-
-
-def upright_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image as decoding gives it: EXIF rotations by 90° swap the sides."""
-    with Image.open(path) as img:
-        width, height = img.size
-        orientation = img.getexif().get(0x0112, 1)
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return box_ops.decode(output, layout.as_dict(), confidence, iou, max_detections)
 
 
 def label_file(image: Path) -> Path:
@@ -223,22 +203,33 @@ def labelled_split(files: list[str]) -> bool:
     return bool(files) and "images" in Path(files[0]).parts and label_file(Path(files[0])).parent.is_dir()
 
 
-def draw(image_path: Path, detections, names: list[str], out: Path) -> Path:
-    """The image with its boxes and labels drawn, as PNG (for ``int8lab predict``)."""
-    from PIL import ImageDraw
-
-    with Image.open(image_path) as img:
-        canvas = ImageOps.exif_transpose(img).convert("RGB")
-    pen = ImageDraw.Draw(canvas)
-    for box, score, cls in zip(*detections):
-        name = names[cls] if cls < len(names) else str(cls)
-        pen.rectangle([float(v) for v in box], outline=(255, 64, 32), width=2)
-        pen.text((float(box[0]) + 2, float(box[1]) + 1), f"{name} {score:.2f}", fill=(255, 255, 0))
-    canvas.save(out)
-    return out
-
-
 name = "detect"
+EXPERIMENT_COLUMNS = (("map50", "mAP50 %"), ("map50_95", "mAP50-95 %"), ("map50_vs_reference", "mAP50 vs float %"),
+                      ("detections_kept", "float detections kept %"))
+HEADLINE = (("map50", "mAP50"), ("map50_vs_reference", "mAP50 against the float model"))
+AGREEMENT = ("map50_vs_reference", "mAP50 against the float model")
+
+
+class Replay:
+    """Outputs computed before, handed out batch by batch in order, as a model would."""
+
+    def __init__(self, outputs: np.ndarray):
+        self.outputs, self.position = outputs, 0
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        start, self.position = self.position, self.position + len(batch)
+        return self.outputs[start:self.position]
+
+
+def experiment_metrics(native: np.ndarray, outputs: np.ndarray, eval_set, task: dict, spec, out_dir,
+                       title: str) -> dict:
+    """One lab variant's figures from cached outputs: the same streaming evaluation as validate."""
+    layout = DetectionLayout.from_dict(task["layout"])
+    samples = enumerate(eval_set.tensors)
+    results = evaluate(Replay(native), Replay(outputs), samples, list(eval_set.files), spec.as_dict(),
+                       layout.with_boxes("pixels"), layout, labelled_split(list(eval_set.files)))
+    return {key: results[key] for key in ("map50", "map50_95", "map50_reference", "map50_vs_reference",
+                                          "map50_95_vs_reference", "detections_kept", "mean_box_error_px")}
 
 
 def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
