@@ -230,7 +230,7 @@ class Recovery:
     steps: list[FallbackStep]
     ranked: list[LayerError]
     budget: float
-    metric: str  # "accuracy" (labelled ranking set) or "top-1 agreement"
+    metric: str  # what the drop is measured in: "accuracy", "top-1 agreement", "mAP50 against the float model"
     ranking_images: int
     method: str = PER_LAYER  # how ``ranked`` was measured (PER_LAYER or END_TO_END)
 
@@ -265,31 +265,26 @@ def rank_layers(source, calibration):
     return tensor_errors(requantizer.float_content, requantizer.quantize(), samples), requantizer.quantize, END_TO_END
 
 
-def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False) -> Recovery:
+def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False,
+                     task: dict | None = None, spec=None, int8_source=None) -> Recovery:
     """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
-    EvalSet of calibration-split images, never the held-out test split) is within ``budget``."""
+    EvalSet of calibration-split images, never the held-out test split) is within ``budget``,
+    the drop as the task measures it against ``source``, the float reference. The layers are
+    those of ``int8_source`` (what the integer modes convert; ``source`` by default)."""
     from int8lab.model.convert import convert
     from int8lab.progress import track
-    from int8lab.runtime import LiteRTModel
-    from int8lab.validate import predict_all
+    from int8lab.tasks import get_task
 
     if budget < 0:
         raise UsageError(f"--max-drop is a loss in points and cannot be negative, got {budget}")
-    reference = predict_all(source, ranking.tensors, "ranking set (float)", progress)
-    labelled = ranking.labels is not None
-
-    def drop_of(content: bytes) -> float:
-        out = LiteRTModel(content).predict(ranking.tensors).reshape(len(ranking.tensors), -1)
-        if labelled:
-            return 100 * float(np.mean(reference.argmax(1) == ranking.labels) - np.mean(out.argmax(1) == ranking.labels))
-        return 100 * float(1 - np.mean(out.argmax(1) == reference.argmax(1)))
-
+    task = task or {"name": "classify"}
+    metric, drop_of = get_task(task["name"]).drop_function(source, ranking, task, spec, progress)
+    source = int8_source or source
     ranked, requantize, method = rank_layers(source, calibration)
     # End-to-end errors grow with depth: there, revert first where the error grows the most.
     order = ranked if method == PER_LAYER else sorted(ranked, key=lambda r: -r.growth)
     result = fallback_to_budget(requantize, order, drop_of, budget,
                                 lambda it, n: track(it, n, "float fallback", progress))
-    metric = "accuracy" if labelled else "top-1 agreement"
     if not result.met:
         float_drop = drop_of(convert(source, "none"))
         if float_drop > budget:

@@ -36,6 +36,7 @@ from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
 from int8lab.runtime import LiteRTModel
+from int8lab.tasks import task_of_results
 from int8lab.validate import EvalSet, load_eval_set, load_reference, read_labels_file
 
 
@@ -49,6 +50,7 @@ class ConvertResult:
     info: TFLiteInfo
     metadata: dict
     warnings: list[Finding] = field(default_factory=list)
+    source: object = None  # the model the integer modes converted (a detector's may be rewritten)
 
 
 def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
@@ -89,7 +91,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["preprocessing_detection"] = detection
     metadata["task"] = task
     write_model(output, content, metadata)
-    return ConvertResult(output, info, metadata, warnings)
+    return ConvertResult(output, info, metadata, warnings, converted_source)
 
 
 BOX_SCORE_RATIO = 8.0  # boxes this many times wider in range than the scores crush them in one int8 scale
@@ -185,14 +187,12 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                             allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))],
                             detection)
     task = converted.metadata["task"]["name"]
-    eval_set = None
+    eval_set = None  # a detector is validated streaming, image by image
     if task == "classify":
         eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
     recovery = None
-    if max_drop is not None and task != "classify":
-        raise UsageError("--max-drop takes classifiers for now; detectors are validated by mAP without it")
     if max_drop is not None:
         converted, recovery = recover_job(source, data_dir, spec, opts, converted, max_drop, labels, out_dir)
     float_content = convert(source, "none")
@@ -227,7 +227,8 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     split = opts.split or _calibration_split(data_dir)
     ranking = load_eval_set(data_dir, spec, split, labels, opts.dataset_type, not opts.quiet)
     calibration = opts.generator(data_dir, spec, split=split)
-    recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet)
+    recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet, converted.metadata["task"],
+                                spec, converted.source)
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
                        recovery.method)
     if not recovery.needed:
@@ -238,7 +239,7 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     info = inspect_tflite(recovery.content)
     metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
     write_model(converted.path, recovery.content, metadata)
-    return ConvertResult(converted.path, info, metadata, converted.warnings), recovery
+    return ConvertResult(converted.path, info, metadata, converted.warnings, converted.source), recovery
 
 
 def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split, eval_set, threads,
@@ -248,12 +249,12 @@ def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split
     if not recovery.needed:
         return summary
     full = out_dir / "model_int8_full.tflite"
-    before = validate_job(full, source, data_dir, spec, eval_split, out_dir / "full_int8", eval_set=eval_set,
-                          progress=not opts.quiet)
+    before = validate_job(full, source, data_dir, spec, eval_split, out_dir / "full_int8", None, opts.dataset_type,
+                          not opts.quiet, eval_set)
     after_info, before_info = inspect_tflite((out_dir / "model_int8.tflite").read_bytes()), inspect_tflite(full.read_bytes())
     kernels = sum(n for op, n in after_info.op_histogram.items() if op not in ("QUANTIZE", "DEQUANTIZE"))
     summary.update({
-        "before": {"accuracy": before["accuracy_quantized"], "top1_agreement": before["top1_agreement"],
+        "before": {**{key: before[key] for key, _ in task_of_results(before).RECOVERY_METRICS},
                    "size_bytes": before_info.size_bytes,
                    "latency": measure_latency(LiteRTModel(full, threads))},
         "float_ops": len(after_info.float_ops), "ops": kernels,
@@ -275,9 +276,9 @@ def write_layer_report(rows, out_dir: Path, title: str, method: str | None = Non
 
 
 def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
-    """``int8lab diagnose``: the per-layer error of full int8, calibrated like convert_job
-    (TF's QuantizationDebugger on the converter path, float vs int8 .tflite side by side on the
-    ai-edge-quantizer path)."""
+    """``int8lab diagnose``: the per-layer error of full int8, calibrated and (for a detector)
+    rewritten like convert_job (TF's QuantizationDebugger on the converter path, float vs int8
+    .tflite side by side on the ai-edge-quantizer path)."""
     from int8lab.diagnose import rank_layers
 
     source = load_model_source(model)
@@ -286,7 +287,8 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec))
     calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-    rows, _, method = rank_layers(source, calibration)
+    _, int8_source = resolve_task(source, calibration.first_batch(), spec, opts, "int8", _labels(None, None, data_dir))
+    rows, _, method = rank_layers(int8_source, calibration)
     write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}", method)
     return rows
 

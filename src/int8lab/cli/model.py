@@ -155,11 +155,13 @@ def quantize_command(
                f"{latency['int8']['mean_ms']:.3f} ms")
     recovery = summary.get("recovery")
     if recovery and "before" in recovery:
-        metric = "accuracy" if recovery["before"]["accuracy"] is not None else "top1_agreement"
-        after = summary["validation"]["accuracy_quantized" if metric == "accuracy" else "top1_agreement"]
+        from int8lab.tasks import task_of_results
+
+        key, words = next((k, w) for k, w in task_of_results(summary["validation"]).RECOVERY_METRICS
+                          if recovery["before"][k] is not None)
         typer.echo(f"float fallback: {len(recovery['float_tensors'])} layer(s) in float "
-                   f"({100 * recovery['float_op_fraction']:.1f}% of kernels); {metric.replace('_', ' ')} "
-                   f"{100 * recovery['before'][metric]:.2f}% -> {100 * after:.2f}%")
+                   f"({100 * recovery['float_op_fraction']:.1f}% of kernels); {words} "
+                   f"{100 * recovery['before'][key]:.2f}% -> {100 * summary['validation'][key]:.2f}%")
     elif recovery:
         typer.echo(f"full int8 meets --max-drop {recovery['budget_points']}: nothing left in float")
     typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md")

@@ -76,10 +76,10 @@ def recovery_section(r: dict, summary: dict) -> list[str]:
     before = r["before"]
     lines += [f"Keeping {len(r['float_tensors'])} layer(s) in float ({r['float_ops']} of {r['ops']} kernels, "
               f"{100 * r['float_op_fraction']:.1f}%: {r['float_op_summary']}) brings it to {r['drop_after']:.2f} points.",
-              "", "| on the test split | full int8 | with float fallback |", "|---|---|---|",
-              f"| accuracy | {_pct(before['accuracy'])} | {_pct(v['accuracy_quantized'])} |",
-              f"| top-1 agreement | {_pct(before['top1_agreement'])} | {_pct(v['top1_agreement'])} |",
-              f"| size | {before['size_bytes'] / 1024:.1f} KiB | {sizes['int8_tflite_bytes'] / 1024:.1f} KiB |",
+              "", "| on the test split | full int8 | with float fallback |", "|---|---|---|"]
+    lines += [f"| {words} | {_pct(before[key])} | {_pct(v[key])} |"
+              for key, words in task_of_results(v).RECOVERY_METRICS]
+    lines += [f"| size | {before['size_bytes'] / 1024:.1f} KiB | {sizes['int8_tflite_bytes'] / 1024:.1f} KiB |",
               f"| latency (mean) | {before['latency']['mean_ms']:.3f} ms | {latency['int8']['mean_ms']:.3f} ms |",
               "", f"Layers left in float, in the order they were reverted ({r['order']}):", ""]
     lines += [f"{k}. `{name.split(';')[0]}` (drop after: {step['drop']:.2f})"

@@ -18,6 +18,24 @@ EXPERIMENT_COLUMNS = (("accuracy", "accuracy %"), ("precision_macro", "precision
                       ("g_mean", "G-mean %"), ("top1_agreement", "top-1 agreement %"))
 HEADLINE = (("accuracy", "accuracy"), ("top1_agreement", "top-1 agreement"))
 AGREEMENT = ("top1_agreement", "top-1 agreement")
+RECOVERY_METRICS = (("accuracy_quantized", "accuracy"), ("top1_agreement", "top-1 agreement"))
+
+
+def drop_function(source, ranking, task: dict, spec, progress=None):
+    """(metric words, drop_of(content) in points) for ``--max-drop`` on the ranking set: accuracy
+    lost against the float model when labelled, else top-1 disagreement with it."""
+    from int8lab.runtime import LiteRTModel
+
+    reference = predict_all(source, ranking.tensors, "ranking set (float)", progress)
+    labelled = ranking.labels is not None
+
+    def drop_of(content: bytes) -> float:
+        out = LiteRTModel(content).predict(ranking.tensors).reshape(len(ranking.tensors), -1)
+        if labelled:
+            return 100 * float(np.mean(reference.argmax(1) == ranking.labels) - np.mean(out.argmax(1) == ranking.labels))
+        return 100 * float(1 - np.mean(out.argmax(1) == reference.argmax(1)))
+
+    return ("accuracy" if labelled else "top-1 agreement"), drop_of
 
 
 def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",

@@ -208,6 +208,23 @@ EXPERIMENT_COLUMNS = (("map50", "mAP50 %"), ("map50_95", "mAP50-95 %"), ("map50_
                       ("detections_kept", "float detections kept %"))
 HEADLINE = (("map50", "mAP50"), ("map50_vs_reference", "mAP50 against the float model"))
 AGREEMENT = ("map50_vs_reference", "mAP50 against the float model")
+RECOVERY_METRICS = (("map50", "mAP50 (labels)"), ("map50_vs_reference", "mAP50 vs the float model"))
+
+
+def drop_function(source, ranking, task: dict, spec, progress=None):
+    """(metric words, drop_of(content) in points) for ``--max-drop``: 100 x (1 - mAP50 of the
+    candidate against the float model's own detections) on the ranking set."""
+    from int8lab.runtime import LiteRTModel
+    from int8lab.validate import predict_all
+
+    reference = predict_all(source, ranking.tensors, "ranking set (float)", progress, flatten=False)
+
+    def drop_of(content: bytes) -> float:
+        """Every candidate comes from the model the int8 modes convert: the task's layout holds."""
+        outputs = LiteRTModel(content).predict(ranking.tensors)
+        return 100 * (1 - experiment_metrics(reference, outputs, ranking, task, spec, None, "")["map50_vs_reference"])
+
+    return "mAP50 against the float model", drop_of
 
 
 class Replay:
