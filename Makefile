@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_calibration_loading.py
 	$(BIN)/python bench/bench_backends.py
 	$(BIN)/python bench/bench_calibration_strategies.py
+	$(BIN)/python bench/bench_detector.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

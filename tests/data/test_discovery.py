@@ -131,3 +131,28 @@ def test_npy_of_an_unknown_shape_is_a_clear_error(tmp_path):
 def test_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         discover(tmp_path / "nope")
+
+
+def test_a_symlink_loop_is_entered_once(tmp_path, photo_paths):
+    """Issue 12: 11 valid images, 3 broken files and `sub/loop -> ..` give 11 images, 3 skipped."""
+    from int8lab.data.generator import RepresentativeDataGenerator
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for k in range(11):
+        photo = photo_paths[k % len(photo_paths)]
+        shutil.copy(photo, (tmp_path if k % 2 else sub) / f"{k}{photo.suffix}")
+    for k in range(3):
+        (tmp_path / f"broken_{k}.jpg").write_bytes(b"not a jpeg" * k)
+    (sub / "loop").symlink_to("..")
+    generator = RepresentativeDataGenerator(tmp_path, "folder", num_samples=None, input_size=(32, 32),
+                                            progress=False)
+    tensors = list(generator.generate_samples())
+    assert len(generator.index) == 14
+    assert len(tensors) == 11 and len(generator.errors) == 3
+
+
+def test_one_file_through_two_links_counts_once(tmp_path, photo_paths):
+    shutil.copy(photo_paths[0], tmp_path / "a.jpg")
+    (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
+    assert len(discover(tmp_path, "folder")) == 1

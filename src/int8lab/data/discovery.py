@@ -94,13 +94,33 @@ def detect_dataset_type(path: Path) -> str:
 
 
 def iter_images(folder: Path):
-    """Image files below ``folder``, recursively, in sorted order; hidden entries are skipped."""
+    """Image files below ``folder``, recursively, in sorted order; hidden entries are skipped.
+
+    Symbolic links are followed, but each directory is entered once and each file listed once
+    (by device and inode): a link back up the tree (``sub/loop -> ..``) is not a loop, and one
+    file reached through two links is one image."""
+    seen_dirs, seen_files = set(), set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = _identity(dirpath)
+        if here in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(here)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and _identity(os.path.join(dirpath, d)) not in seen_dirs)
         for name in sorted(filenames):
             candidate = Path(dirpath) / name
             if _is_image(candidate):
-                yield candidate
+                identity = _identity(candidate)
+                if identity not in seen_files:
+                    seen_files.add(identity)
+                    yield candidate
+
+
+def _identity(path) -> tuple[int, int]:
+    """What a path points at, through links: (device, inode)."""
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 def _is_image(path: Path) -> bool:
