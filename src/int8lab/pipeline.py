@@ -120,8 +120,9 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
                                                              "scores_max": ranges.score_max},
             "box_rewrite": None, "findings": []}
     crushed = ranges.ratio > BOX_SCORE_RATIO and mode in ("int8", "uint8", "int8-float-io")
+    step = ranges.box_max / 255
     why = (f"box channels reach {ranges.box_max:.1f} and scores {ranges.score_max:.3f}: one int8 output scale "
-           f"of {ranges.box_max / 127.5:.3g} per step would round every score below {ranges.box_max / 255:.3g} to zero")
+           f"({step:.3g} per step) would round every score below {step / 2:.3g} to zero")
     if crushed and opts.normalise_boxes and hasattr(source, "module"):
         import torch
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from int8lab.errors import UsageError
+
 
 class LiteRTModel:
     """Quantizes inputs and dequantizes outputs with the model's own scale and zero point."""
@@ -22,8 +24,13 @@ class LiteRTModel:
         if keep_tensors:
             extra = {"experimental_preserve_all_tensors": True,
                      "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-        self.interpreter = Interpreter(model_content=content, num_threads=threads, **extra)
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter = Interpreter(model_content=content, num_threads=threads, **extra)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            where = "" if isinstance(model, bytes) else f"{model} "
+            raise UsageError(f"{where}is not a .tflite model LiteRT can run: {str(exc).strip().splitlines()[0]}") \
+                from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
 

@@ -81,7 +81,8 @@ def experiment_command(
                               eval_workers, strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()))
     from int8lab.model.source import ModelOptions
 
-    model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend, range_estimator)
+    model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend, range_estimator,
+                                 opts.trust_pickle)
     results = run_experiment(model, data, output, opts, config, read_labels_file(labels) if labels else None,
                              model_options)
     files = write_report(results, output)

@@ -38,7 +38,7 @@ def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backe
     from int8lab.model.source import ModelOptions, load_model_source
 
     return load_model_source(model, ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend,
-                                                 range_estimator))
+                                                 range_estimator, opts.trust_pickle))
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,8 @@ _HELP = {
     "task": ("--task", "auto (from the float model's output shape) | classify | detect."),
     "normalise_boxes": ("--normalise-boxes/--keep-box-units", "Detectors: divide the boxes by the input size "
                         "before the final concat, so one int8 scale does not crush the scores."),
+    "trust_pickle": ("--trust-pickle", "PyTorch files holding pickled objects (a whole module): load them although "
+                     "unpickling can run any code. Without it only tensors (state dicts) are read."),
 }
 
 

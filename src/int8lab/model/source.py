@@ -41,6 +41,7 @@ class ModelOptions:
     channels: int | None = None
     backend: str = "converter"  # Keras/SavedModel: TF converter, or "aeq" (ai-edge-quantizer)
     range_estimator: str = "minmax"  # ai-edge-quantizer: minmax, or octav (clipping-optimal weights)
+    trust_pickle: bool = False  # PyTorch: unpickle arbitrary objects (can run code), not only tensors
 
 
 class KerasSource:
@@ -66,11 +67,15 @@ class KerasSource:
         """The loaded model: a keras.Model, or a SavedModel's serving function."""
         import tensorflow as tf
 
-        if self.kind == "keras":
-            import keras
+        try:
+            if self.kind == "keras":
+                import keras
 
-            return keras.models.load_model(self.path, compile=False)
-        loaded = tf.saved_model.load(str(self.path))
+                return keras.models.load_model(self.path, compile=False)
+            loaded = tf.saved_model.load(str(self.path))
+        except Exception as exc:  # Keras and TF raise ValueError, OSError, their own errors
+            raise UsageError(f"{self.path} is not a readable {'Keras model' if self.kind == 'keras' else 'SavedModel'}: "
+                             f"{_first_line(exc)}") from None
         if "serving_default" not in loaded.signatures:
             raise UsageError(f"{self.path} has no serving_default signature")
         return loaded
@@ -184,6 +189,10 @@ def image_input(shape: tuple, path: Path) -> ModelInput:
         raise UsageError(f"{path}: expected one 4-D image input, got shape {shape}")
     layout = "nchw" if shape[1] in (1, 3) and shape[3] not in (1, 3) else "nhwc"
     return ModelInput(shape, layout)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def sha256_of(path: str | Path) -> str:

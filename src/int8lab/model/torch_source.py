@@ -6,6 +6,8 @@ quantized by ai-edge-quantizer, calibrated with int8lab's data (``int8lab[torch]
 from __future__ import annotations
 
 import copy
+import pickle
+import warnings
 import importlib
 import importlib.util
 import tempfile
@@ -112,7 +114,13 @@ class TorchSource:
             self.static_batch = True
             return shape, TS2EPConverter(script, (torch.zeros(shape),)).convert().module()
         try:
-            loaded = torch.load(self.path, map_location="cpu", weights_only=self.options.arch is not None)
+            with warnings.catch_warnings():  # torch warns of pickle protocols before it refuses them
+                warnings.simplefilter("ignore", UserWarning)
+                loaded = torch.load(self.path, map_location="cpu", weights_only=not self.options.trust_pickle)
+        except pickle.UnpicklingError:
+            raise UsageError(f"{self.path} holds pickled Python objects (a whole module, say), and unpickling "
+                             f"can run any code: if you trust the file, pass --trust-pickle; or save a state "
+                             f"dict (model.state_dict()) and give --arch") from None
         except ModuleNotFoundError as exc:
             raise UsageError(f"{self.path} is a pickled module whose class lives in {exc.name!r}: make that "
                              f"importable (PYTHONPATH), or save a state dict and give --arch") from None
