@@ -7,6 +7,7 @@ the ones int8lab calibrates with. ``spec`` is a plain mapping (``PreprocessSpec.
 """
 
 import math
+import os
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -56,6 +57,8 @@ def decode_image(path, spec):
     Grayscale sources stay 'L' (see ``to_channels``).
     """
     try:
+        if os.path.getsize(path) == 0:
+            raise ImageDecodeError("empty file (0 bytes)")
         with Image.open(path) as img:
             if spec["jpeg_draft"] and img.format in ("JPEG", "MPO"):
                 side = draft_side(spec)

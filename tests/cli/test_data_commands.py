@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 from conftest import int8lab, save_broken_files
@@ -58,3 +59,30 @@ def test_module_command_writes_an_importable_module(tmp_path, fashion_dir):
     namespace = {}
     exec(compile(target.read_text(), str(target), "exec"), namespace)
     assert len(list(namespace["representative_data_gen"]())) == 5
+
+
+def test_thousands_of_empty_files_are_summarised_not_listed(tmp_path, photo_paths):
+    """Issue 12: a folder of zero-byte files is read once and reported in a few lines."""
+    shutil.copy(photo_paths[0], tmp_path / "real.jpg")
+    for k in range(5000):
+        (tmp_path / f"empty_{k:05d}.jpg").touch()
+    result = int8lab("data", "inspect", tmp_path, "--input-size", "32", "32", "-q")
+    assert "1 valid of 5001 files" in result.stdout
+    assert "4,990 more" in result.stdout and "5,000 x empty file (0 bytes)" in result.stdout
+    assert len(result.stdout.splitlines()) < 60
+
+
+def test_broken_files_are_decoded_once_across_passes(tmp_path, photo_paths, monkeypatch):
+    from int8lab import imageops
+    from int8lab.data.generator import RepresentativeDataGenerator
+
+    shutil.copy(photo_paths[0], tmp_path / "real.jpg")
+    for k in range(20):
+        (tmp_path / f"broken_{k}.jpg").write_bytes(b"not an image")
+    calls = []
+    decode = imageops.decode_image
+    monkeypatch.setattr(imageops, "decode_image", lambda path, spec: calls.append(path) or decode(path, spec))
+    generator = RepresentativeDataGenerator(tmp_path, "folder", input_size=(16, 16), progress=False, workers=1)
+    for _ in range(3):
+        list(generator.generate_samples())
+    assert len(generator.errors) == 20 and len(calls) == 21 + 2  # 21 once, then the good one each pass

@@ -89,5 +89,9 @@ def _describe(number: int, batch: np.ndarray) -> dict:
 
 
 def _report_skipped(generator) -> None:
-    for skipped in generator.errors:
+    from int8lab.report.console import SHOWN_SKIPPED, skipped_summary
+
+    for skipped in generator.errors[:SHOWN_SKIPPED]:
         err.print(f"[yellow]skipped[/yellow] {escape(skipped.path)}: {escape(skipped.reason)}", highlight=False)
+    for line in skipped_summary([s.as_dict() for s in generator.errors]):
+        err.print(line, highlight=False, markup=False)

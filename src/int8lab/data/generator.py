@@ -74,6 +74,7 @@ class RepresentativeDataGenerator:
         self.order = sampling_order(self.index, strategy, seed, only_class, num_samples, workers)
         self.errors: list[SkippedSource] = []
         self.selected: list[int] = []
+        self._known_bad: dict[int, str] = {}  # source index -> why it could not be decoded
 
     # -- drawing tensors ------------------------------------------------------------------------
 
@@ -84,9 +85,8 @@ class RepresentativeDataGenerator:
         """
         wanted = len(self.order) if self.num_samples is None else min(self.num_samples, len(self.order))
         self.errors, self.selected = [], []
-        results = ordered_map(self._load, self.order, self.workers)
-        usable = ((i, r) for i, r in results if not self._skipped(i, r))
-        stream = track(usable, wanted, self.progress_label, self.show_progress)
+        results = ordered_map(self._load, (i for i in self.order if i not in self._known_bad), self.workers)
+        stream = track(self._usable(results), wanted, self.progress_label, self.show_progress)
         try:
             for i, tensor in stream:
                 self.selected.append(i)
@@ -148,6 +148,7 @@ class RepresentativeDataGenerator:
         results = ordered_map(decode, range(len(self.index)), self.workers)
         for i, result in track(results, len(self.index), "checking images", self.show_progress):
             if isinstance(result, imageops.ImageDecodeError):
+                self._known_bad[i] = result.reason
                 errors.append(SkippedSource(self.index.describe(i), result.reason))
             else:
                 valid.append(i)
@@ -202,11 +203,20 @@ class RepresentativeDataGenerator:
     def _array(self) -> np.ndarray:
         return np.load(self.index.array_path, mmap_mode="r", allow_pickle=False)
 
-    def _skipped(self, i: int, result) -> bool:
-        if isinstance(result, imageops.ImageDecodeError):
-            self.errors.append(SkippedSource(self.index.describe(i), result.reason))
-            return True
-        return False
+    def _usable(self, results):
+        """``(index, tensor)`` in the seeded order; what fails to decode is recorded in
+        ``errors``, and what failed before (in ``scan`` or an earlier draw) is not decoded again:
+        a folder of 100,000 broken files is read once, not once per pass."""
+        for i in self.order:
+            if i in self._known_bad:
+                self.errors.append(SkippedSource(self.index.describe(i), self._known_bad[i]))
+                continue
+            _, result = next(results)
+            if isinstance(result, imageops.ImageDecodeError):
+                self._known_bad[i] = result.reason
+                self.errors.append(SkippedSource(self.index.describe(i), result.reason))
+                continue
+            yield i, result
 
     def _nothing_valid_message(self) -> str:
         where = self.index.image_dir or self.index.root

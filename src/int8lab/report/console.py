@@ -40,9 +40,26 @@ def print_data_summary(stats: dict, console: Console | None = None) -> None:
         skipped = Table(title=f"Skipped files ({len(stats['errors'])})", title_justify="left")
         skipped.add_column("file")
         skipped.add_column("reason")
-        for error in stats["errors"]:
+        for error in stats["errors"][:SHOWN_SKIPPED]:
             skipped.add_row(error["path"], error["reason"])
         console.print(skipped)
+        for line in skipped_summary(stats["errors"]):
+            console.print(line, highlight=False, markup=False)
+
+
+SHOWN_SKIPPED = 10  # a folder of 100,000 broken files is summarised, not listed
+
+
+def skipped_summary(errors: list[dict]) -> list[str]:
+    """Past the first few skipped files: how many more, and how many for each reason."""
+    if len(errors) <= SHOWN_SKIPPED:
+        return []
+    counts: dict[str, int] = {}
+    for error in errors:
+        reason = error["reason"].replace(error["path"], "FILE")
+        counts[reason] = counts.get(reason, 0) + 1
+    lines = [f"... and {len(errors) - SHOWN_SKIPPED:,} more (all of them: --json); by reason:"]
+    return lines + [f"  {n:>9,} x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 def print_batch_stats(batches: list[dict], console: Console | None = None) -> None:
