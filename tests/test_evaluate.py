@@ -40,3 +40,24 @@ def test_agreement_counts_top1_and_top5_and_errors():
     assert metrics["top1_agreement"] == 0.5 and metrics["top5_agreement"] == 1.0
     assert metrics["max_abs_output_error"] == pytest.approx(0.4)
     assert metrics["mean_cosine_similarity"] < 1
+
+
+def test_accumulated_batches_give_the_whole_array_figures():
+    """Streaming validation: any split into batches gives exactly the one-pass metrics."""
+    from int8lab.evaluate import ClassificationAccumulator
+
+    rng = np.random.default_rng(0)
+    reference, quantized = rng.random((103, 7)), rng.random((103, 7))
+    labels = rng.integers(0, 7, 103)
+    names = list("abcdefg")
+    whole = {**agreement_metrics(reference, quantized), "quantized": labelled_metrics(labels, quantized, names)}
+    left, right = ClassificationAccumulator(names, True), ClassificationAccumulator(names, True)
+    for start in range(0, 103, 10):
+        part = left if start < 50 else right
+        part.update(reference[start:start + 10], quantized[start:start + 10], labels[start:start + 10])
+    streamed = left.merge(right).result()
+    for key in ("top1_agreement", "top5_agreement", "mean_abs_output_error", "max_abs_output_error",
+                "mean_cosine_similarity"):
+        assert streamed[key] == pytest.approx(whole[key], rel=1e-12)
+    assert streamed["quantized"] == whole["quantized"]
+    assert streamed["num_images"] == 103

@@ -28,12 +28,15 @@ def g_mean(recall: np.ndarray, present: np.ndarray) -> float:
 
 
 def labelled_metrics(labels: np.ndarray, scores: np.ndarray, class_names: list[str]) -> dict:
-    predictions = scores.argmax(axis=1)
-    matrix = confusion_matrix(labels, predictions, len(class_names))
+    return matrix_metrics(confusion_matrix(labels, scores.argmax(axis=1), len(class_names)), class_names)
+
+
+def matrix_metrics(matrix: np.ndarray, class_names: list[str]) -> dict:
+    """Accuracy, macro precision/recall, G-mean and per-class scores, all from the confusion matrix."""
     precision, recall = per_class_scores(matrix)
     present = matrix.sum(axis=1) > 0
     return {
-        "accuracy": float((predictions == labels).mean()),
+        "accuracy": float(np.trace(matrix) / matrix.sum()),
         "precision_macro": float(precision[present].mean()),
         "recall_macro": float(recall[present].mean()),
         "g_mean": g_mean(recall, present),
@@ -43,18 +46,75 @@ def labelled_metrics(labels: np.ndarray, scores: np.ndarray, class_names: list[s
     }
 
 
-def agreement_metrics(reference: np.ndarray, quantized: np.ndarray) -> dict:
-    """How closely the quantized outputs follow the reference outputs, image by image."""
+def agreement_sums(reference: np.ndarray, quantized: np.ndarray) -> dict:
+    """Counts and sums behind ``agreement_metrics``: they add up across batches."""
     ref_top1 = reference.argmax(axis=1)
     k = min(5, reference.shape[1])
     quant_top5 = np.argsort(-quantized, axis=1)[:, :k]
     flat_ref, flat_quant = reference.reshape(len(reference), -1), quantized.reshape(len(quantized), -1)
     norms = np.linalg.norm(flat_ref, axis=1) * np.linalg.norm(flat_quant, axis=1)
     cosine = np.divide((flat_ref * flat_quant).sum(axis=1), norms, out=np.ones(len(norms)), where=norms > 0)
+    error = np.abs(flat_ref - flat_quant)
+    return {"images": len(reference), "top1": int((quantized.argmax(axis=1) == ref_top1).sum()),
+            "top5": int((quant_top5 == ref_top1[:, None]).any(axis=1).sum()), "abs_error_sum": float(error.sum()),
+            "values": int(error.size), "abs_error_max": float(error.max()), "cosine_sum": float(cosine.sum())}
+
+
+def agreement_from_sums(sums: dict) -> dict:
     return {
-        "top1_agreement": float((quantized.argmax(axis=1) == ref_top1).mean()),
-        "top5_agreement": float((quant_top5 == ref_top1[:, None]).any(axis=1).mean()),
-        "mean_abs_output_error": float(np.abs(flat_ref - flat_quant).mean()),
-        "max_abs_output_error": float(np.abs(flat_ref - flat_quant).max()),
-        "mean_cosine_similarity": float(cosine.mean()),
+        "top1_agreement": sums["top1"] / sums["images"],
+        "top5_agreement": sums["top5"] / sums["images"],
+        "mean_abs_output_error": sums["abs_error_sum"] / sums["values"],
+        "max_abs_output_error": sums["abs_error_max"],
+        "mean_cosine_similarity": sums["cosine_sum"] / sums["images"],
     }
+
+
+def agreement_metrics(reference: np.ndarray, quantized: np.ndarray) -> dict:
+    """How closely the quantized outputs follow the reference outputs, image by image."""
+    return agreement_from_sums(agreement_sums(reference, quantized))
+
+
+class ClassificationAccumulator:
+    """The figures of ``agreement_metrics`` and ``labelled_metrics``, accumulated batch by batch:
+    counts, sums and two confusion matrices, whatever the number of images (constant memory)."""
+
+    def __init__(self, class_names: list[str], labelled: bool):
+        self.class_names = list(class_names)
+        self.labelled = labelled
+        self.sums: dict | None = None
+        size = len(self.class_names)
+        self.confusion = {"reference": np.zeros((size, size), np.int64), "quantized": np.zeros((size, size), np.int64)}
+
+    def update(self, reference: np.ndarray, quantized: np.ndarray, labels: np.ndarray | None = None) -> None:
+        reference = reference.reshape(len(reference), -1)
+        quantized = quantized.reshape(len(quantized), -1)
+        self._add(agreement_sums(reference, quantized))
+        if self.labelled:
+            for name, out in (("reference", reference), ("quantized", quantized)):
+                self.confusion[name] += confusion_matrix(labels, out.argmax(axis=1), len(self.class_names))
+
+    def merge(self, other: "ClassificationAccumulator") -> "ClassificationAccumulator":
+        if other.sums is not None:
+            self._add(other.sums)
+        for name in self.confusion:
+            self.confusion[name] += other.confusion[name]
+        return self
+
+    def _add(self, sums: dict) -> None:
+        if self.sums is None:
+            self.sums = dict(sums)
+            return
+        for key, value in sums.items():
+            self.sums[key] = max(self.sums[key], value) if key == "abs_error_max" else self.sums[key] + value
+
+    def result(self) -> dict:
+        results = {"num_images": self.sums["images"], "class_names": self.class_names,
+                   **agreement_from_sums(self.sums)}
+        if not self.labelled:
+            return {**results, "accuracy_reference": None, "accuracy_quantized": None}
+        for name, matrix in self.confusion.items():
+            results[name] = matrix_metrics(matrix, self.class_names)
+            results[f"accuracy_{name}"] = results[name]["accuracy"]
+        results["accuracy_drop_points"] = 100 * (results["accuracy_reference"] - results["accuracy_quantized"])
+        return results

@@ -37,7 +37,7 @@ from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
 from int8lab.runtime import LiteRTModel
 from int8lab.tasks import task_of_results
-from int8lab.validate import EvalSet, load_eval_set, load_reference, read_labels_file
+from int8lab.validate import load_eval_set, load_reference, read_labels_file
 
 
 class NotFullyIntegerError(Int8labError):
@@ -147,7 +147,7 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
 
 def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
                  out_dir: Path, labels: list[str] | None = None, dataset_type: str = "auto",
-                 progress: bool | None = None, eval_set: EvalSet | None = None, task: str = "auto") -> dict:
+                 progress: bool | None = None, task: str = "auto") -> dict:
     """Compare ``quantized`` with ``reference`` on every image of the split, as its task scores
     it (the sidecar's task, ``task``, or the output shape); write validation.json, report.md and
     the task's figures into ``out_dir``."""
@@ -160,7 +160,7 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     name = infer_task(tuple(quantized_model.output["shape"]), recorded if task == "auto" and recorded else task)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = get_task(name).validate(reference_model, quantized_model, data_dir, spec, split, out_dir, labels,
-                                      dataset_type, progress, eval_set, sidecar)
+                                      dataset_type, progress, sidecar)
     results.update(quantized_model=str(quantized), data=str(data_dir), split=split,
                    reference_model=str(getattr(reference, "path", reference)))
     write_text_atomic(out_dir / "validation.json", json.dumps(results, indent=2) + "\n")
@@ -188,9 +188,6 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                             allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))],
                             detection)
     task = converted.metadata["task"]["name"]
-    eval_set = None  # a detector is validated streaming, image by image
-    if task == "classify":
-        eval_set = load_eval_set(data_dir, spec, eval_split, labels, opts.dataset_type, not opts.quiet)
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
     recovery = None
@@ -202,7 +199,7 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     float_metadata["task"] = float_task(converted.metadata["task"])
     write_model(out_dir / "model_fp32.tflite", float_content, float_metadata)
     results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
-                           opts.dataset_type, not opts.quiet, eval_set, task)
+                           opts.dataset_type, not opts.quiet, task)
     sizes = {"fp32_tflite_bytes": len(float_content), "int8_tflite_bytes": converted.info.size_bytes}
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
@@ -211,8 +208,8 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                "warnings": [f.message for f in converted.warnings]}
     if recovery is not None:
-        summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split,
-                                               eval_set, threads, opts)
+        summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split, labels,
+                                               threads, opts)
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -243,15 +240,15 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     return ConvertResult(converted.path, info, metadata, converted.warnings, converted.source), recovery
 
 
-def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split, eval_set, threads,
+def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split, labels, threads,
                      opts: DataOptions) -> dict:
     """Before/after figures of the fallback on the held-out split, for the report."""
     summary = recovery.as_dict()
     if not recovery.needed:
         return summary
     full = out_dir / "model_int8_full.tflite"
-    before = validate_job(full, source, data_dir, spec, eval_split, out_dir / "full_int8", None, opts.dataset_type,
-                          not opts.quiet, eval_set)
+    before = validate_job(full, source, data_dir, spec, eval_split, out_dir / "full_int8", labels, opts.dataset_type,
+                          not opts.quiet)
     after_info, before_info = inspect_tflite((out_dir / "model_int8.tflite").read_bytes()), inspect_tflite(full.read_bytes())
     kernels = sum(n for op, n in after_info.op_histogram.items() if op not in ("QUANTIZE", "DEQUANTIZE"))
     summary.update({

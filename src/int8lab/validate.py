@@ -11,7 +11,6 @@ from int8lab.data.discovery import UNLABELLED
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
 from int8lab.errors import DatasetError, UsageError
-from int8lab.evaluate import agreement_metrics, labelled_metrics
 from int8lab.model.source import load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
@@ -46,16 +45,22 @@ def load_eval_set(data_dir, spec: PreprocessSpec, split: str | None = "test",
     index = generator.index
     rows = [i for i, _ in samples]
     tensors = np.stack([t for _, t in samples])
+    class_names, label_of = class_labels(index, labels)
+    return EvalSet(tensors, None if label_of is None else label_of[rows], class_names,
+                   [index.describe(i) for i in rows], list(generator.errors))
+
+
+def class_labels(index, labels: list[str] | None = None) -> tuple[list[str], np.ndarray | None]:
+    """The class names (``labels``, else the class folders) and each source's class index in
+    them, or None when the images carry no class (no folders, or an image outside them)."""
     class_names = list(labels) if labels else list(index.class_names)
-    label_of = None
-    if index.class_names and all(index.labels[i] != UNLABELLED for i in rows):
-        position = {name: k for k, name in enumerate(class_names)}
-        missing = sorted(set(index.class_names) - set(position))
-        if missing:
-            raise DatasetError(f"class folders {missing} are not in the labels file")
-        label_of = np.array([position[index.class_names[index.labels[i]]] for i in rows])
-    return EvalSet(tensors, label_of, class_names, [index.describe(i) for i in rows],
-                   list(generator.errors))
+    if not index.class_names or any(label == UNLABELLED for label in index.labels):
+        return class_names, None
+    position = {name: k for k, name in enumerate(class_names)}
+    missing = sorted(set(index.class_names) - set(position))
+    if missing:
+        raise DatasetError(f"class folders {missing} are not in the labels file")
+    return class_names, np.array([position[name] for name in index.class_names])[np.array(index.labels)]
 
 
 def load_reference(path: str | Path):
@@ -71,19 +76,3 @@ def predict_all(model, tensors: np.ndarray, description: str, progress: bool | N
     outputs = np.concatenate([model.predict(tensors[i:i + EVAL_BATCH])
                               for i in track(batches, len(batches), description, progress_enabled(progress))])
     return outputs.reshape(len(tensors), -1) if flatten else outputs
-
-
-def compare_models(reference_out: np.ndarray, quantized_out: np.ndarray, eval_set: EvalSet) -> dict:
-    results = {"num_images": int(len(eval_set.tensors)), "class_names": eval_set.class_names,
-               **agreement_metrics(reference_out, quantized_out)}
-    if eval_set.labels is not None:
-        for name, out in (("reference", reference_out), ("quantized", quantized_out)):
-            metrics = labelled_metrics(eval_set.labels, out, eval_set.class_names)
-            results[f"accuracy_{name}"] = metrics["accuracy"]
-            results[name] = metrics
-        results["accuracy_drop_points"] = 100 * (results["accuracy_reference"]
-                                                 - results["accuracy_quantized"])
-    else:
-        results["accuracy_reference"] = results["accuracy_quantized"] = None
-    results["skipped_files"] = [s.as_dict() for s in eval_set.skipped]
-    return results

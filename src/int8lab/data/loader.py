@@ -64,3 +64,15 @@ def ordered_map(fn, items, workers: int | None = None):
             yield item, future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chunked(items, size: int):
+    """Lists of ``size`` consecutive items (the last may be shorter), lazily."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

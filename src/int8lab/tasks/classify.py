@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from int8lab.evaluate import agreement_metrics, labelled_metrics
+from int8lab.data.loader import chunked
+from int8lab.evaluate import ClassificationAccumulator, agreement_metrics, labelled_metrics
 from int8lab.report.plots import confusion_matrix_png
-from int8lab.validate import compare_models, load_eval_set, predict_all
+from int8lab.validate import EVAL_BATCH, class_labels, predict_all
 
 name = "classify"
 # The lab's columns (key, header), its headline metric (with labels, and without), and the metric
@@ -39,16 +40,26 @@ def drop_function(source, ranking, task: dict, spec, progress=None):
 
 
 def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
-             progress=None, eval_set=None, sidecar=None) -> dict:
-    eval_set = eval_set or load_eval_set(data_dir, spec, split, labels, dataset_type, progress)
-    reference_out = predict_all(reference, eval_set.tensors, "reference model", progress)
-    quantized_out = predict_all(quantized, eval_set.tensors, "quantized model", progress)
-    results = {"task": name, **compare_models(reference_out, quantized_out, eval_set)}
-    if eval_set.labels is not None:
+             progress=None, sidecar=None) -> dict:
+    """Stream the split through both models batch by batch and accumulate every figure: constant
+    memory at any dataset size."""
+    from int8lab.data.generator import RepresentativeDataGenerator
+
+    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
+                                            progress=progress, progress_label="validation images")
+    class_names, label_of = class_labels(generator.index, labels)
+    chunks = ((np.array([i for i, _ in chunk]), np.stack([t for _, t in chunk]))
+              for chunk in chunked(generator.generate_samples(), EVAL_BATCH))
+    accumulator = ClassificationAccumulator(class_names, label_of is not None)
+    for rows, batch in chunks:
+        accumulator.update(reference.predict(batch), quantized.predict(batch),
+                           None if label_of is None else label_of[rows])
+    results = {"task": name, **accumulator.result(), "skipped_files": [s.as_dict() for s in generator.errors]}
+    if label_of is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for model in ("reference", "quantized"):
             results[model]["confusion_png"] = confusion_matrix_png(
-                np.array(results[model]["confusion_matrix"]), eval_set.class_names,
+                np.array(results[model]["confusion_matrix"]), class_names,
                 f"{model} model", out_dir / f"confusion_{model}.png").name
     return results
 

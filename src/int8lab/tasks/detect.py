@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from int8lab.data.loader import chunked
 from int8lab.errors import UsageError
 from int8lab.imageops import upright_size
 from int8lab.tasks import boxes as box_ops
@@ -141,7 +142,7 @@ def evaluate(reference, quantized, samples, files, spec: dict, reference_layout:
     against_labels = {"reference": DetectionAccumulator(classes), "quantized": DetectionAccumulator(classes)}
     against_reference = DetectionAccumulator(classes)
     pairing = Pairing()
-    for chunk in _chunks(samples, EVAL_BATCH):
+    for chunk in chunked(samples, EVAL_BATCH):
         batch = np.stack([tensor for _, tensor in chunk])
         outputs = reference.predict(batch), quantized.predict(batch)
         for k, (index, _) in enumerate(chunk):
@@ -185,17 +186,6 @@ def _confident(detections):
     boxes, scores, classes = detections
     keep = scores >= CONFIDENCE
     return boxes[keep], scores[keep], classes[keep]
-
-
-def _chunks(pairs, size: int):
-    chunk = []
-    for pair in pairs:
-        chunk.append(pair)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def labelled_split(files: list[str]) -> bool:
@@ -250,7 +240,7 @@ def experiment_metrics(native: np.ndarray, outputs: np.ndarray, eval_set, task: 
 
 
 def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
-             progress=None, eval_set=None, sidecar=None) -> dict:
+             progress=None, sidecar=None) -> dict:
     """Streaming detection validation of ``quantized`` (a LiteRTModel) against ``reference``."""
     from int8lab.data.generator import RepresentativeDataGenerator
 
