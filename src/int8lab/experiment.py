@@ -66,6 +66,7 @@ class ExperimentConfig:
     workers: int = 1
     latency_runs: int = 50
     strategies: tuple[str, ...] = ("random", "stratified", "diverse")
+    ray_address: str | None = None  # build the variants as Ray tasks: an address, "auto" or "local"
 
 
 @dataclass
@@ -139,7 +140,8 @@ def fingerprint(model_path: Path, spec: PreprocessSpec, opts: DataOptions, confi
 
     settings = {"model": sha256_of(model_path), "spec": spec.as_dict(), "data": str(Path(data_dir).resolve()),
                 "seed": opts.seed, "dataset_type": opts.dataset_type, "config": asdict(config)}
-    settings["config"].pop("workers")
+    for how_it_runs in ("workers", "ray_address"):  # not what the results depend on
+        settings["config"].pop(how_it_runs)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -287,6 +289,14 @@ def _worker_init(model_path, data_dir, out_dir, opts, config, labels, model_opti
     _WORKER_STATE["out_dir"] = out_dir
 
 
+def _ray_build(variant: Variant, worker_args: tuple) -> dict:
+    """A Ray task: prepare once per worker process (from the shared cache), then build."""
+    if _WORKER_STATE.get("args") != worker_args:
+        _worker_init(*worker_args)
+        _WORKER_STATE["args"] = worker_args
+    return _worker_build(variant)
+
+
 def _worker_build(variant: Variant) -> dict:
     prepared = _WORKER_STATE["prepared"]
     return build_variant(variant, prepared, _WORKER_STATE["out_dir"] / "variants" / variant.name,
@@ -323,12 +333,18 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     variants_dir = out_dir / "variants"
     todo = [v for v in grid if not any((variants_dir / v.name / name).is_file() for name in ("metrics.json", FAILED))]
     progress = progress_enabled(not opts.quiet)
-    if config.workers > 1 and len(todo) > 1:
+    worker_args = (model_path, data_dir, out_dir, DataOptions(**{**asdict(opts), "quiet": True}), config, labels,
+                   model_options)
+    if config.ray_address and todo:
+        from int8lab.scale import ray_map
+
+        for _ in track(ray_map(_ray_build, todo, worker_args, config.ray_address), len(todo), "variants (Ray)",
+                       progress):
+            pass
+    elif config.workers > 1 and len(todo) > 1:
         context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
         with ProcessPoolExecutor(config.workers, context, initializer=_worker_init,
-                                 initargs=(model_path, data_dir, out_dir,
-                                           DataOptions(**{**asdict(opts), "quiet": True}), config,
-                                           labels, model_options)) as executor:
+                                 initargs=worker_args) as executor:
             for _ in track(executor.map(_worker_build, todo), len(todo), "variants", progress):
                 pass
     else:

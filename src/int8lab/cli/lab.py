@@ -63,6 +63,8 @@ def experiment_command(
                                    help="Calibration strategies to sweep."),
     eval_workers: int = typer.Option(1, "--eval-workers",
                                      help="Processes that build and evaluate variants in parallel."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Build and evaluate each variant as a Ray task: "
+                                    "local (start Ray here), auto, or a cluster address (the ray extra)."),
     labels: Path = typer.Option(None, "--labels", help="Class names, one a line, in index order."),
     arch: str = ARCH,
     io_layout: str = IO_LAYOUT,
@@ -78,7 +80,8 @@ def experiment_command(
     from int8lab.validate import read_labels_file
 
     config = ExperimentConfig(calib_sizes, repeats, imbalanced_class, calibration_split, eval_split,
-                              eval_workers, strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()))
+                              eval_workers, strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+                              ray_address=ray_address)
     from int8lab.model.source import ModelOptions
 
     model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend, range_estimator,

@@ -266,6 +266,8 @@ def _print_detection(detection: dict | None) -> None:
 def _print_validation(v: dict) -> None:
     from int8lab.tasks import task_of_results
 
+    for warning in v.get("warnings") or []:
+        err.print(f"[yellow]warning[/yellow] {escape(warning)}")
     typer.echo(f"validated on {v['num_images']} images (split {v['split']})")
     for line in task_of_results(v).console_lines(v):
         typer.echo(line)

@@ -56,8 +56,9 @@ def validation_report(summary: dict) -> str:
     if summary.get("recovery"):
         lines += recovery_section(summary["recovery"], summary)
     lines += task.report_details(v)
-    if summary.get("warnings"):
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    warnings = [*(summary.get("warnings") or []), *(v.get("warnings") or [])]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     if v["skipped_files"]:
         lines += ["", "## Skipped validation files", ""] + [
             f"- `{s['path']}`: {s['reason']}" for s in v["skipped_files"]]

@@ -50,11 +50,20 @@ def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=
     class_names, label_of = class_labels(generator.index, labels)
     chunks = ((np.array([i for i, _ in chunk]), np.stack([t for _, t in chunk]))
               for chunk in chunked(generator.generate_samples(), EVAL_BATCH))
-    accumulator = ClassificationAccumulator(class_names, label_of is not None)
+    accumulator, warnings = None, []
     for rows, batch in chunks:
-        accumulator.update(reference.predict(batch), quantized.predict(batch),
-                           None if label_of is None else label_of[rows])
-    results = {"task": name, **accumulator.result(), "skipped_files": [s.as_dict() for s in generator.errors]}
+        reference_out, quantized_out = reference.predict(batch), quantized.predict(batch)
+        if accumulator is None:
+            outputs = reference_out.reshape(len(batch), -1).shape[1]
+            if label_of is not None and outputs != len(class_names):
+                warnings.append(f"{len(class_names)} class names ({', '.join(class_names[:5])}...) for a model with "
+                                f"{outputs} outputs: they cannot be its classes, so the images count as unlabelled "
+                                f"(give --labels with the model's class names, in index order)")
+                label_of = None
+            accumulator = ClassificationAccumulator(class_names, label_of is not None)
+        accumulator.update(reference_out, quantized_out, None if label_of is None else label_of[rows])
+    results = {"task": name, **accumulator.result(), "skipped_files": [s.as_dict() for s in generator.errors],
+               "warnings": warnings}
     if label_of is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for model in ("reference", "quantized"):

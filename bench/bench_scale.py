@@ -1,0 +1,101 @@
+"""Validation memory at any dataset size: `int8lab validate` on 2,000 and on 20,000 images.
+
+    .venv/bin/python bench/bench_scale.py [--sizes 2000,20000]
+
+The model: examples/fashion/mobilenetv3.keras (48x48x3, [-1, 1]) and its int8 .tflite, built
+here. The images: hard links of the 500 held-out test images of examples/fashion/data, repeated
+into class folders. Each run is `int8lab validate` in its own process; its peak RSS comes from
+the kernel (getrusage of the child). The baseline, in the same way and at the same sizes, is the
+held-in-RAM evaluation int8lab had before streaming (every preprocessed tensor stacked first:
+`load_eval_set` + `predict_all`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "examples" / "fashion" / "mobilenetv3.keras"
+TEST = ROOT / "examples" / "fashion" / "data" / "test"
+
+HELD_IN_RAM = """
+import sys
+from pathlib import Path
+from int8lab.config import DataOptions
+from int8lab.model.source import load_model_source
+from int8lab.runtime import LiteRTModel
+from int8lab.validate import load_eval_set, predict_all
+source = load_model_source(sys.argv[1])
+spec = DataOptions(preset="tf").spec(source.input)
+eval_set = load_eval_set(sys.argv[3], spec, "test", progress=False)
+predict_all(source, eval_set.tensors, "reference", False)
+predict_all(LiteRTModel(Path(sys.argv[2])), eval_set.tensors, "quantized", False)
+"""
+
+
+def make_folder(root: Path, count: int) -> Path:
+    """DIR/test/<class>/ with ``count`` hard links of the example's test images."""
+    per_class = [sorted(folder.glob("*.png")) for folder in sorted(TEST.iterdir())]
+    sources = [path for row in zip(*per_class) for path in row]  # every class in any prefix
+    for k in range(count):
+        source = sources[k % len(sources)]
+        target = root / "test" / source.parent.name / f"{k:06d}_{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    return root
+
+
+def peak_rss(command: list[str]) -> tuple[float, float]:
+    """(peak RSS in MB, wall seconds) of ``command`` run in a fresh wrapper process."""
+    wrapper = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
+               "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - start)")
+    out = subprocess.run([sys.executable, "-c", wrapper, *command], check=True, capture_output=True, text=True)
+    kilobytes, seconds = out.stdout.split()
+    return int(kilobytes) / 1024, float(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,20000")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    int8lab = [sys.executable, "-m", "int8lab"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        quantized = tmp / "model_int8.tflite"
+        subprocess.run([*int8lab, "convert", MODEL, "--data", ROOT / "examples" / "fashion" / "data", "--preset",
+                        "tf", "-o", quantized, "-q"], check=True, stdout=subprocess.DEVNULL)
+        rows = []
+        for size in sizes:
+            data = make_folder(tmp / f"data_{size}", size)
+            start = time.perf_counter()
+            streaming = peak_rss([*int8lab, "validate", quantized, "--reference", MODEL, "--data", data,
+                                  "--preset", "tf", "-o", tmp / f"report_{size}", "-q", "--json"])
+            figures = json.loads((tmp / f"report_{size}" / "validation.json").read_text())
+            assert figures["num_images"] == size, figures["num_images"]
+            held = peak_rss([sys.executable, "-c", HELD_IN_RAM, str(MODEL), str(quantized), str(data)])
+            rows.append((size, streaming, held, figures["top1_agreement"], time.perf_counter() - start))
+    print(f"`int8lab validate` of {MODEL.name} (48x48x3) and its int8 .tflite; peak RSS of each run")
+    print("| images | streaming: peak RSS MB | images/s | held in RAM (before): peak RSS MB | images/s | "
+          "top-1 agreement |")
+    print("|---|---|---|---|---|---|")
+    for size, (rss, seconds), (held_rss, held_seconds), agreement, _ in rows:
+        print(f"| {size:,} | {rss:.0f} | {size / seconds:.0f} | {held_rss:.0f} | {size / held_seconds:.0f} | "
+              f"{100 * agreement:.2f}% |")
+    if len(rows) > 1:
+        (first, (rss0, _), (held0, _), _, _), (last, (rss1, _), (held1, _), _, _) = rows[0], rows[-1]
+        print(f"\nfrom {first:,} to {last:,} images peak RSS grows by {rss1 - rss0:.0f} MB streaming "
+              f"(held in RAM: {held1 - held0:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

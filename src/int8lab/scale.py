@@ -1,0 +1,45 @@
+"""Ray as the engine beyond one machine (the ``ray`` extra): the same functions the local
+process pool runs, as Ray tasks on a cluster, a head at an address, or a Ray started here.
+
+Workers read the data, the model and the experiment's cache from the paths they are given, so
+those must be readable on every node (a shared filesystem); they write their results there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from int8lab.errors import UsageError
+
+
+@contextlib.contextmanager
+def ray_session(address: str):
+    """``local``: a Ray instance started on this machine (as ``ray.init(address="local")``);
+    ``auto`` or ``HOST:PORT``/``ray://...``: an existing cluster. Shut down afterwards if
+    started here."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray-address needs Ray: pip install 'int8lab[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        except ConnectionError as exc:
+            raise UsageError(f"--ray-address {address}: {exc}") from None
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def ray_map(function, items, shared: tuple, address: str):
+    """``function(item, *shared)`` for every item as a Ray task; results in completion order."""
+    with ray_session(address) as ray:
+        remote = ray.remote(function)
+        shared_ref = ray.put(shared)
+        pending = [remote.remote(item, shared_ref) for item in items]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])

@@ -1,0 +1,55 @@
+"""Ray as the engine (issue 12): the same sweep on a Ray started here and on a Ray head started
+beforehand gives the numbers of the run without Ray."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import int8lab
+
+pytest.importorskip("ray")
+GRID = ("--calib-sizes", "10", "--repeats", "1", "--strategies", "random", "--preset", "unit", "-q")
+
+
+def metric_rows(out: Path) -> list[str]:
+    """The metrics.md rows, without latency (a timing, not a result)."""
+    rows = [line.split(" | ") for line in (out / "metrics.md").read_text().splitlines() if line.startswith("| ")]
+    return [" | ".join(cells[:-2]) for cells in rows]  # latency and fully-integer are the last two cells
+
+
+@pytest.fixture(scope="module")
+def without_ray(tmp_path_factory, fashion_model, fashion_dir):
+    out = tmp_path_factory.mktemp("plain")
+    int8lab("experiment", fashion_model, "--data", fashion_dir, "-o", out, *GRID)
+    return metric_rows(out)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_started_here_gives_the_same_metrics(tmp_path, fashion_model, fashion_dir, without_ray):
+    int8lab("experiment", fashion_model, "--data", fashion_dir, "-o", tmp_path, *GRID, "--ray-address", "local")
+    assert metric_rows(tmp_path) == without_ray
+
+
+@pytest.mark.slow
+def test_a_ray_head_gives_the_same_metrics(tmp_path, fashion_model, fashion_dir, without_ray):
+    ray = [str(Path(sys.executable).with_name("ray"))]
+    port = _free_port()
+    subprocess.run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                    "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                   check=True, capture_output=True)
+    try:
+        int8lab("experiment", fashion_model, "--data", fashion_dir, "-o", tmp_path, *GRID,
+                "--ray-address", f"127.0.0.1:{port}")
+    finally:
+        subprocess.run([*ray, "stop", "--force"], capture_output=True)
+    assert metric_rows(tmp_path) == without_ray
