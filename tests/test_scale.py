@@ -41,7 +41,11 @@ def test_ray_started_here_gives_the_same_metrics(tmp_path, fashion_model, fashio
 
 
 @pytest.mark.slow
-def test_a_ray_head_gives_the_same_metrics(tmp_path, fashion_model, fashion_dir, without_ray):
+def test_a_ray_head_gives_the_same_metrics(tmp_path, fashion_model, fashion_dir, without_ray, monkeypatch):
+    # Every Ray process and the driver stay on the loopback interface (Ray otherwise swaps
+    # 127.0.0.1 for the machine's outward address).
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # `ray start` enables token auth; the driver reads its token
     ray = [str(Path(sys.executable).with_name("ray"))]
     port = _free_port()
     subprocess.run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),

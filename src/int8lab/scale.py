@@ -24,7 +24,11 @@ def ray_session(address: str):
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            # A Ray started here, or a head on this machine's loopback, serves this machine only:
+            # the driver joins it on the loopback interface too.
+            loopback = address == "local" or address.split("://")[-1].rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
+            local = {"_node_ip_address": "127.0.0.1"} if loopback else {}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **local)
         except ConnectionError as exc:
             raise UsageError(f"--ray-address {address}: {exc}") from None
     try:
