@@ -3,6 +3,7 @@ beforehand gives the numbers of the run without Ray."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -57,3 +58,32 @@ def test_a_ray_head_gives_the_same_metrics(tmp_path, fashion_model, fashion_dir,
     finally:
         subprocess.run([*ray, "stop", "--force"], capture_output=True)
     assert metric_rows(tmp_path) == without_ray
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["classifier", "detector"])
+def test_validate_on_ray_shards_gives_the_one_pass_figures(tmp_path, fashion_model, fashion_dir, model):
+    from conftest import ROOT
+
+    if model == "classifier":
+        source, data, flags = fashion_model, fashion_dir, ("--preset", "unit")
+    else:
+        detect = ROOT / "examples" / "detect"
+        source, data = detect / "yolo_tiny.onnx", detect / "data"
+        flags = ("--preset", "unit", "--resize", "letterbox", "--input-size", "160", "160")
+    quantized = tmp_path / "model.tflite"
+    int8lab("convert", source, "--data", data, *flags, "-o", quantized, "-q")
+    one_pass = json.loads(int8lab("validate", quantized, "--reference", source, "--data", data, *flags,
+                                  "-o", tmp_path / "plain", "-q", "--json").stdout)
+    sharded = json.loads(int8lab("validate", quantized, "--reference", source, "--data", data, *flags,
+                                 "-o", tmp_path / "ray", "-q", "--json", "--ray-address", "local",
+                                 "--shards", "3").stdout)
+    keys = ("num_images", "top1_agreement", "accuracy_quantized") if model == "classifier" \
+        else ("num_images", "map50", "map50_95", "map50_vs_reference", "detections_kept", "mean_box_error_px")
+    for key in keys:
+        assert sharded[key] == pytest.approx(one_pass[key], rel=1e-12), key
+    # Float error sums: the float model's kernels round a little differently at other batch sizes.
+    if model == "classifier":
+        assert sharded["mean_abs_output_error"] == pytest.approx(one_pass["mean_abs_output_error"], rel=1e-5)
+    if model == "classifier":
+        assert sharded["quantized"]["confusion_matrix"] == one_pass["quantized"]["confusion_matrix"]

@@ -56,8 +56,9 @@ def agreement_sums(reference: np.ndarray, quantized: np.ndarray) -> dict:
     cosine = np.divide((flat_ref * flat_quant).sum(axis=1), norms, out=np.ones(len(norms)), where=norms > 0)
     error = np.abs(flat_ref - flat_quant)
     return {"images": len(reference), "top1": int((quantized.argmax(axis=1) == ref_top1).sum()),
-            "top5": int((quant_top5 == ref_top1[:, None]).any(axis=1).sum()), "abs_error_sum": float(error.sum()),
-            "values": int(error.size), "abs_error_max": float(error.max()), "cosine_sum": float(cosine.sum())}
+            "top5": int((quant_top5 == ref_top1[:, None]).any(axis=1).sum()),
+            "abs_error_sum": float(error.sum(dtype=np.float64)), "values": int(error.size),
+            "abs_error_max": float(error.max()), "cosine_sum": float(cosine.sum(dtype=np.float64))}
 
 
 def agreement_from_sums(sums: dict) -> dict:
@@ -98,7 +99,7 @@ class ClassificationAccumulator:
         if other.sums is not None:
             self._add(other.sums)
         for name in self.confusion:
-            self.confusion[name] += other.confusion[name]
+            self.confusion[name] = self.confusion[name] + other.confusion[name]  # Ray hands back read-only arrays
         return self
 
     def _add(self, sums: dict) -> None:

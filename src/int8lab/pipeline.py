@@ -29,12 +29,14 @@ from int8lab.checks import (
 )
 from int8lab.config import DataOptions
 from int8lab.data.discovery import discover
+from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, convert
 from int8lab.model.source import load_model_source, sha256_of
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
+from int8lab.progress import progress_enabled, track
 from int8lab.runtime import LiteRTModel
 from int8lab.tasks import task_of_results
 from int8lab.validate import load_eval_set, load_reference, read_labels_file
@@ -147,10 +149,12 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
 
 def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
                  out_dir: Path, labels: list[str] | None = None, dataset_type: str = "auto",
-                 progress: bool | None = None, task: str = "auto") -> dict:
+                 progress: bool | None = None, task: str = "auto", ray_address: str | None = None,
+                 shards: int | None = None) -> dict:
     """Compare ``quantized`` with ``reference`` on every image of the split, as its task scores
-    it (the sidecar's task, ``task``, or the output shape); write validation.json, report.md and
-    the task's figures into ``out_dir``."""
+    it (the sidecar's task, ``task``, or the output shape), in one streaming pass or, with
+    ``ray_address``, in ``shards`` Ray tasks whose tallies merge exactly; write validation.json,
+    report.md and the task's figures into ``out_dir``."""
     from int8lab.tasks import get_task, infer_task
 
     reference_model = load_reference(reference) if not hasattr(reference, "predict") else reference
@@ -158,9 +162,22 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     sidecar = read_sidecar(quantized)
     recorded = (sidecar.get("task") or {}).get("name")
     name = infer_task(tuple(quantized_model.output["shape"]), recorded if task == "auto" and recorded else task)
+    scorer = get_task(name)
+    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
+                                            progress=progress, progress_label="validation images")
+    plan = scorer.plan(generator.index, quantized_model, spec, labels, sidecar, data_dir)
+    if ray_address:
+        from int8lab.scale import ray_map, validate_shard
+
+        parts = shards or 4
+        shared = (name, str(quantized), str(reference_model.path), getattr(reference_model, "options", None),
+                  str(data_dir), dataset_type, split, spec, plan, parts)
+        state = scorer.merge(list(track(ray_map(validate_shard, range(parts), shared, ray_address), parts,
+                                        "validation shards (Ray)", progress_enabled(progress))))
+    else:
+        state = scorer.accumulate(reference_model, quantized_model, generator, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = get_task(name).validate(reference_model, quantized_model, data_dir, spec, split, out_dir, labels,
-                                      dataset_type, progress, sidecar)
+    results = scorer.finish(state, plan, out_dir)
     results.update(quantized_model=str(quantized), data=str(data_dir), split=split,
                    reference_model=str(getattr(reference, "path", reference)))
     write_text_atomic(out_dir / "validation.json", json.dumps(results, indent=2) + "\n")

@@ -47,3 +47,17 @@ def ray_map(function, items, shared: tuple, address: str):
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
+
+
+def validate_shard(shard: int, shared: tuple):
+    """A Ray task: the k-th of n interleaved parts of the evaluation split, scored by its task.
+    Returns the task's state (tallies and small records), which the driver merges."""
+    from int8lab.data.generator import RepresentativeDataGenerator
+    from int8lab.model.source import load_model_source
+    from int8lab.runtime import LiteRTModel
+    from int8lab.tasks import get_task
+
+    name, quantized, reference, options, data_dir, dataset_type, split, spec, plan, parts = shared
+    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
+                                            progress=False, shard=(shard, parts))
+    return get_task(name).accumulate(load_model_source(reference, options), LiteRTModel(quantized), generator, plan)

@@ -95,6 +95,9 @@ def validate_command(
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
     arch: str = ARCH,
     io_layout: str = IO_LAYOUT,
+    ray_address: str = typer.Option(None, "--ray-address", help="Score the images in Ray tasks whose tallies "
+                                    "merge exactly: local (start Ray here), auto, or a cluster address."),
+    shards: int = typer.Option(4, "--shards", help="With --ray-address: how many Ray tasks share the images."),
     *,
     opts: DataOptions,
 ):
@@ -107,7 +110,7 @@ def validate_command(
     out_dir = output or quantized.parent / f"{quantized.stem}_validation"
     results = validate_job(quantized, source, data, spec, split, out_dir,
                            read_labels_file(labels) if labels else None, opts.dataset_type,
-                           not opts.quiet)
+                           not opts.quiet, opts.task, ray_address, shards)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

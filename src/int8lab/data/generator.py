@@ -33,6 +33,8 @@ class RepresentativeDataGenerator:
     batches are drawn, in parallel threads; a file that cannot be decoded is skipped, recorded in
     ``errors`` and replaced by the next one in the seeded order.
 
+    ``shard=(k, n)`` keeps the k-th of n interleaved parts of the order (a Ray task's share).
+
     ``spec`` (a PreprocessSpec) may be given whole; otherwise ``input_size`` and the keyword
     ``preprocessing`` options (preset, mean, std, channels, color, resize, crop_pct,
     interpolation, layout, pad_value, jpeg_draft) are resolved into one.
@@ -54,6 +56,7 @@ class RepresentativeDataGenerator:
         progress: bool | None = None,
         progress_label: str = "calibration images",
         spec: PreprocessSpec | None = None,
+        shard: tuple[int, int] | None = None,
         **preprocessing,
     ):
         if batch_size < 1:
@@ -72,6 +75,8 @@ class RepresentativeDataGenerator:
         self.show_progress = progress_enabled(progress)
         self.progress_label = progress_label
         self.order = sampling_order(self.index, strategy, seed, only_class, num_samples, workers)
+        if shard is not None:  # (k, n): every n-th source from the k-th, for one of n workers
+            self.order = self.order[shard[0]::shard[1]]
         self.errors: list[SkippedSource] = []
         self.selected: list[int] = []
         self._known_bad: dict[int, str] = {}  # source index -> why it could not be decoded

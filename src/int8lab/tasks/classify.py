@@ -3,6 +3,7 @@ confusion matrices of the float and quantized models on held-out images."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,36 +40,61 @@ def drop_function(source, ranking, task: dict, spec, progress=None):
     return ("accuracy" if labelled else "top-1 agreement"), drop_of
 
 
-def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
-             progress=None, sidecar=None) -> dict:
-    """Stream the split through both models batch by batch and accumulate every figure: constant
-    memory at any dataset size."""
-    from int8lab.data.generator import RepresentativeDataGenerator
+@dataclass
+class State:
+    """What one pass (or one shard) over the images leaves: small, and it merges exactly."""
 
-    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
-                                            progress=progress, progress_label="validation images")
-    class_names, label_of = class_labels(generator.index, labels)
-    chunks = ((np.array([i for i, _ in chunk]), np.stack([t for _, t in chunk]))
-              for chunk in chunked(generator.generate_samples(), EVAL_BATCH))
-    accumulator, warnings = None, []
-    for rows, batch in chunks:
+    accumulator: ClassificationAccumulator | None = None
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+
+def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
+    """What every shard needs to score its images: the class names and each source's class."""
+    class_names, label_of = class_labels(index, labels)
+    return {"class_names": class_names, "label_of": label_of}
+
+
+def accumulate(reference, quantized, generator, plan: dict) -> State:
+    """Stream the generator's images through both models batch by batch (constant memory)."""
+    class_names, label_of = plan["class_names"], plan["label_of"]
+    state = State()
+    for chunk in chunked(generator.generate_samples(), EVAL_BATCH):
+        rows, batch = np.array([i for i, _ in chunk]), np.stack([t for _, t in chunk])
         reference_out, quantized_out = reference.predict(batch), quantized.predict(batch)
-        if accumulator is None:
+        if state.accumulator is None:
             outputs = reference_out.reshape(len(batch), -1).shape[1]
             if label_of is not None and outputs != len(class_names):
-                warnings.append(f"{len(class_names)} class names ({', '.join(class_names[:5])}...) for a model with "
-                                f"{outputs} outputs: they cannot be its classes, so the images count as unlabelled "
-                                f"(give --labels with the model's class names, in index order)")
+                state.warnings.append(
+                    f"{len(class_names)} class names ({', '.join(class_names[:5])}...) for a model with {outputs} "
+                    f"outputs: they cannot be its classes, so the images count as unlabelled (give --labels with "
+                    f"the model's class names, in index order)")
                 label_of = None
-            accumulator = ClassificationAccumulator(class_names, label_of is not None)
-        accumulator.update(reference_out, quantized_out, None if label_of is None else label_of[rows])
-    results = {"task": name, **accumulator.result(), "skipped_files": [s.as_dict() for s in generator.errors],
-               "warnings": warnings}
-    if label_of is not None:
+            state.accumulator = ClassificationAccumulator(class_names, label_of is not None)
+        state.accumulator.update(reference_out, quantized_out, None if label_of is None else label_of[rows])
+    state.skipped = [s.as_dict() for s in generator.errors]
+    return state
+
+
+def merge(states: list[State]) -> State:
+    merged = State(None, states[0].warnings, [])
+    for state in states:
+        if state.accumulator is not None:
+            merged.accumulator = state.accumulator if merged.accumulator is None else merged.accumulator.merge(
+                state.accumulator)
+        merged.skipped += state.skipped
+    return merged
+
+
+def finish(state: State, plan: dict, out_dir: Path) -> dict:
+    """The results dict, and the confusion matrices drawn into ``out_dir``."""
+    results = {"task": name, **state.accumulator.result(), "skipped_files": state.skipped,
+               "warnings": state.warnings}
+    if state.accumulator.labelled:
         out_dir.mkdir(parents=True, exist_ok=True)
         for model in ("reference", "quantized"):
             results[model]["confusion_png"] = confusion_matrix_png(
-                np.array(results[model]["confusion_matrix"]), class_names,
+                np.array(results[model]["confusion_matrix"]), plan["class_names"],
                 f"{model} model", out_dir / f"confusion_{model}.png").name
     return results
 

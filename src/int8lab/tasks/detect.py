@@ -8,7 +8,7 @@ objectness score after the box, multiplied into the class scores).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,13 @@ class Pairing:
                 self.kept += 1
                 self.box_error_sum += float(np.abs(rb[r] - qb[q]).mean())
 
+    def merge(self, other: "Pairing") -> "Pairing":
+        self.reference += other.reference
+        self.quantized += other.quantized
+        self.kept += other.kept
+        self.box_error_sum += other.box_error_sum
+        return self
+
     def result(self, images: int) -> dict:
         return {"detections_per_image": {"reference": self.reference / max(images, 1),
                                          "quantized": self.quantized / max(images, 1)},
@@ -134,14 +141,32 @@ class Pairing:
                 "mean_box_error_px": self.box_error_sum / self.kept if self.kept else None}
 
 
-def evaluate(reference, quantized, samples, files, spec: dict, reference_layout: DetectionLayout,
-             quantized_layout: DetectionLayout, labelled: bool) -> dict:
+@dataclass
+class State:
+    """What one pass (or one shard) over the images leaves: per-detection records and counts."""
+
+    against_labels: dict | None
+    against_reference: DetectionAccumulator
+    pairing: Pairing
+    skipped: list = field(default_factory=list)
+
+    def merge(self, other: "State") -> "State":
+        if self.against_labels is not None:
+            for model, accumulator in self.against_labels.items():
+                accumulator.merge(other.against_labels[model])
+        self.against_reference.merge(other.against_reference)
+        self.pairing.merge(other.pairing)
+        self.skipped += other.skipped
+        return self
+
+
+def evaluate_samples(reference, quantized, samples, files, spec: dict, reference_layout: DetectionLayout,
+                     quantized_layout: DetectionLayout, labelled: bool) -> State:
     """Stream ``samples`` ((source index, tensor) pairs) through both models, batch by batch,
     and accumulate every metric; nothing per image is kept but each detection's small record."""
     classes = quantized_layout.num_classes
-    against_labels = {"reference": DetectionAccumulator(classes), "quantized": DetectionAccumulator(classes)}
-    against_reference = DetectionAccumulator(classes)
-    pairing = Pairing()
+    state = State({"reference": DetectionAccumulator(classes), "quantized": DetectionAccumulator(classes)}
+                  if labelled else None, DetectionAccumulator(classes), Pairing())
     for chunk in chunked(samples, EVAL_BATCH):
         batch = np.stack([tensor for _, tensor in chunk])
         outputs = reference.predict(batch), quantized.predict(batch)
@@ -152,17 +177,22 @@ def evaluate(reference, quantized, samples, files, spec: dict, reference_layout:
                           for out, layout in zip(outputs, (reference_layout, quantized_layout)))
             if labelled:
                 truth = read_labels(label_file(path), size)
-                against_labels["reference"].update(*ref, *truth)
-                against_labels["quantized"].update(*quant, *truth)
+                state.against_labels["reference"].update(*ref, *truth, index)
+                state.against_labels["quantized"].update(*quant, *truth, index)
             confident_ref, confident_quant = _confident(ref), _confident(quant)
-            against_reference.update(*quant, confident_ref[0], confident_ref[2])
-            pairing.update(confident_ref, confident_quant)
-    scored = {name: acc.result() for name, acc in against_labels.items()} if labelled else {}
-    vs_reference = against_reference.result()
+            state.against_reference.update(*quant, confident_ref[0], confident_ref[2], index)
+            state.pairing.update(confident_ref, confident_quant)
+    return state
+
+
+def results_of(state: State, reference_layout: DetectionLayout, quantized_layout: DetectionLayout) -> dict:
+    labelled = state.against_labels is not None
+    scored = {model: acc.result() for model, acc in state.against_labels.items()} if labelled else {}
+    vs_reference = state.against_reference.result()
     empty = {"map50": None, "map50_95": None, "precision": None, "recall": None}
     quant, ref = scored.get("quantized", empty), scored.get("reference", empty)
     return {
-        "task": "detect", "num_images": against_reference.images, "labelled": labelled,
+        "task": "detect", "num_images": state.against_reference.images, "labelled": labelled,
         "map50": quant["map50"], "map50_95": quant["map50_95"],
         "map50_reference": ref["map50"], "map50_95_reference": ref["map50_95"],
         "map50_drop_points": (100 * (ref["map50"] - quant["map50"]) if labelled and quant["map50"] is not None
@@ -170,11 +200,19 @@ def evaluate(reference, quantized, samples, files, spec: dict, reference_layout:
         "map50_vs_reference": vs_reference["map50"], "map50_95_vs_reference": vs_reference["map50_95"],
         "precision": {"reference": ref["precision"], "quantized": quant["precision"]},
         "recall": {"reference": ref["recall"], "quantized": quant["recall"]},
-        **pairing.result(against_reference.images),
+        **state.pairing.result(state.against_reference.images),
         "confidence": CONFIDENCE, "nms_iou": NMS_IOU,
         "per_class_ap50": {"reference": ref.get("ap50_per_class"), "quantized": quant.get("ap50_per_class")},
         "layouts": {"reference": reference_layout.as_dict(), "quantized": quantized_layout.as_dict()},
     }
+
+
+def evaluate(reference, quantized, samples, files, spec: dict, reference_layout: DetectionLayout,
+             quantized_layout: DetectionLayout, labelled: bool) -> dict:
+    """One streaming pass, scored (the lab and the benchmark call this on their own samples)."""
+    state = evaluate_samples(reference, quantized, samples, files, spec, reference_layout, quantized_layout,
+                             labelled)
+    return results_of(state, reference_layout, quantized_layout)
 
 
 def _in_original(detections, size, spec):
@@ -239,21 +277,33 @@ def experiment_metrics(native: np.ndarray, outputs: np.ndarray, eval_set, task: 
                                           "map50_95_vs_reference", "detections_kept", "mean_box_error_px")}
 
 
-def validate(reference, quantized, data_dir, spec, split, out_dir: Path, labels=None, dataset_type="auto",
-             progress=None, sidecar=None) -> dict:
-    """Streaming detection validation of ``quantized`` (a LiteRTModel) against ``reference``."""
-    from int8lab.data.generator import RepresentativeDataGenerator
+def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
+    """What every shard needs to score its images: the files, both layouts, the class names."""
+    names = labels or dataset_names(data_dir)
+    quantized_layout = layout_of(quantized, sidecar, spec, names)
+    files = [str(f) for f in index.files]
+    return {"files": files, "spec": spec.as_dict(), "quantized_layout": quantized_layout,
+            "reference_layout": quantized_layout.with_boxes("pixels"), "labelled": labelled_split(files),
+            "class_names": names}
 
-    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
-                                            progress=progress, progress_label="validation images")
-    quantized_layout = layout_of(quantized, sidecar, spec, labels or dataset_names(data_dir))
-    reference_layout = quantized_layout.with_boxes("pixels")
-    files = [str(f) for f in generator.index.files]
-    results = evaluate(reference, quantized, generator.generate_samples(), files, spec.as_dict(),
-                       reference_layout, quantized_layout, labelled_split(files))
-    results["class_names"] = labels or dataset_names(data_dir)
-    results["skipped_files"] = [s.as_dict() for s in generator.errors]
-    return results
+
+def accumulate(reference, quantized, generator, plan: dict) -> State:
+    state = evaluate_samples(reference, quantized, generator.generate_samples(), plan["files"], plan["spec"],
+                             plan["reference_layout"], plan["quantized_layout"], plan["labelled"])
+    state.skipped = [s.as_dict() for s in generator.errors]
+    return state
+
+
+def merge(states: list[State]) -> State:
+    merged = states[0]
+    for state in states[1:]:
+        merged.merge(state)
+    return merged
+
+
+def finish(state: State, plan: dict, out_dir: Path) -> dict:
+    results = results_of(state, plan["reference_layout"], plan["quantized_layout"])
+    return {**results, "class_names": plan["class_names"], "skipped_files": state.skipped}
 
 
 def layout_of(quantized, sidecar: dict | None, spec, names: list[str]) -> DetectionLayout:

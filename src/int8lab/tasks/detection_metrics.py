@@ -23,17 +23,23 @@ class DetectionAccumulator:
         self.scores: list[np.ndarray] = []
         self.classes: list[np.ndarray] = []
         self.hits: list[np.ndarray] = []  # [detections, IoU thresholds] booleans
+        self.image_ids: list[np.ndarray] = []  # which image each detection is of: ties in score break by it
         self.truth_per_class = np.zeros(num_classes, dtype=np.int64)
         self.images = 0
 
-    def update(self, boxes, scores, classes, truth_boxes, truth_classes) -> None:
-        """One image: detections (xyxy, score, class) against its ground truth (xyxy, class)."""
+    def update(self, boxes, scores, classes, truth_boxes, truth_classes, image_id: int | None = None) -> None:
+        """One image: detections (xyxy, score, class) against its ground truth (xyxy, class).
+        ``image_id`` (default: the running count) orders equal scores, so that shards of an
+        evaluation set merge into exactly the figures of one pass."""
         classes, truth_classes = np.asarray(classes, np.int64), np.asarray(truth_classes, np.int64)
+        image_id = self.images if image_id is None else image_id
         self.images += 1
-        self.truth_per_class += np.bincount(truth_classes, minlength=self.num_classes)[:self.num_classes]
+        self.truth_per_class = self.truth_per_class + np.bincount(truth_classes, minlength=self.num_classes)[
+            :self.num_classes]
         if not len(scores):
             return
         self.scores.append(np.asarray(scores, np.float64))
+        self.image_ids.append(np.full(len(scores), image_id, np.int64))
         self.classes.append(classes)
         self.hits.append(match(np.asarray(boxes), np.asarray(scores), classes,
                                np.asarray(truth_boxes).reshape(-1, 4), truth_classes))
@@ -42,7 +48,8 @@ class DetectionAccumulator:
         self.scores += other.scores
         self.classes += other.classes
         self.hits += other.hits
-        self.truth_per_class += other.truth_per_class
+        self.image_ids += other.image_ids
+        self.truth_per_class = self.truth_per_class + other.truth_per_class  # Ray hands back read-only arrays
         self.images += other.images
         return self
 
@@ -50,6 +57,9 @@ class DetectionAccumulator:
         scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
         classes = np.concatenate(self.classes) if self.classes else np.zeros(0, np.int64)
         hits = np.concatenate(self.hits) if self.hits else np.zeros((0, len(IOU_THRESHOLDS)), bool)
+        ids = np.concatenate(self.image_ids) if self.image_ids else np.zeros(0, np.int64)
+        order = np.lexsort((ids, -scores))  # by score, equal scores by image: the same in any merge order
+        scores, classes, hits = scores[order], classes[order], hits[order]
         present = np.flatnonzero(self.truth_per_class > 0)
         ap = np.array([[average_precision(scores[classes == c], hits[classes == c, t], self.truth_per_class[c])
                         for t in range(len(IOU_THRESHOLDS))] for c in present]).reshape(len(present), len(IOU_THRESHOLDS))
