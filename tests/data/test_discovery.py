@@ -156,3 +156,9 @@ def test_one_file_through_two_links_counts_once(tmp_path, photo_paths):
     shutil.copy(photo_paths[0], tmp_path / "a.jpg")
     (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
     assert len(discover(tmp_path, "folder")) == 1
+
+
+def test_hard_links_are_images_of_their_own(tmp_path, photo_paths):
+    shutil.copy(photo_paths[0], tmp_path / "a.jpg")
+    (tmp_path / "b.jpg").hardlink_to(tmp_path / "a.jpg")
+    assert len(discover(tmp_path, "folder")) == 2

@@ -96,9 +96,10 @@ def detect_dataset_type(path: Path) -> str:
 def iter_images(folder: Path):
     """Image files below ``folder``, recursively, in sorted order; hidden entries are skipped.
 
-    Symbolic links are followed, but each directory is entered once and each file listed once
-    (by device and inode): a link back up the tree (``sub/loop -> ..``) is not a loop, and one
-    file reached through two links is one image."""
+    Symbolic links are followed, but each directory is entered once (by device and inode) and
+    each file listed once (by its real path): a link back up the tree (``sub/loop -> ..``) is not
+    a loop, and one file reached through two symbolic links is one image. Hard links are names of
+    their own, each listed."""
     seen_dirs, seen_files = set(), set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         here = _identity(dirpath)
@@ -111,14 +112,14 @@ def iter_images(folder: Path):
         for name in sorted(filenames):
             candidate = Path(dirpath) / name
             if _is_image(candidate):
-                identity = _identity(candidate)
-                if identity not in seen_files:
-                    seen_files.add(identity)
+                real = os.path.realpath(candidate)
+                if real not in seen_files:
+                    seen_files.add(real)
                     yield candidate
 
 
 def _identity(path) -> tuple[int, int]:
-    """What a path points at, through links: (device, inode)."""
+    """The directory a path leads to, through links: (device, inode)."""
     stat = os.stat(path)
     return stat.st_dev, stat.st_ino
 
