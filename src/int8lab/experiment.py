@@ -25,7 +25,7 @@ from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
 from int8lab.errors import UsageError
 from int8lab.model.aeq import QuantizerError
-from int8lab.model.convert import CALIBRATED_MODES, MODES, ConversionError, available_modes
+from int8lab.model.convert import CALIBRATED_MODES, INT8_ACTIVATION_MODES, MODES, ConversionError, available_modes
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
@@ -33,7 +33,6 @@ from int8lab.tasks.detect import dataset_names
 from int8lab.validate import EvalSet
 
 FLOAT_MODES = ("none", "fp16", "dynamic")
-INTEGER_IO_MODES = ("int8", "uint8", "int8-float-io")  # where a detector's boxes would crush its scores
 DEFAULT_SIZES = "10,50,100,300"
 SINGLE_CLASS = "single-class"
 FAILED = "failed.json"  # in a variant's folder: the back end refused to build it (and why)
@@ -176,9 +175,8 @@ def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
                        [SkippedSource(**s) for s in meta["eval_skipped"]])
     from int8lab.pipeline import resolve_task
 
-    task, int8_source = resolve_task(source, pool.tensors[:1], spec, opts, "int8",
-                                     list(labels or meta["class_names"] or dataset_names(data_dir)))
-    task.pop("findings")
+    task, int8_source, _ = resolve_task(source, pool.tensors[:1], spec, opts, "int8",
+                                        list(labels or meta["class_names"] or dataset_names(data_dir)))
     return Prepared(source, int8_source, task, spec, pool, eval_set, np.load(cache / "native_outputs.npy"))
 
 
@@ -196,12 +194,12 @@ class Prepared:
     native: np.ndarray
 
     def source_for(self, mode: str):
-        return self.int8_source if mode in INTEGER_IO_MODES else self.source
+        return self.int8_source if mode in INT8_ACTIVATION_MODES else self.source
 
     def task_for(self, mode: str) -> dict:
         from int8lab.pipeline import float_task
 
-        return self.task if mode in INTEGER_IO_MODES else float_task(self.task)
+        return self.task if mode in INT8_ACTIVATION_MODES else float_task(self.task)
 
 
 def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts: DataOptions,

@@ -31,7 +31,7 @@ from int8lab.config import DataOptions
 from int8lab.data.discovery import discover
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
-from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, convert
+from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import load_model_source, sha256_of
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
@@ -80,8 +80,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
                                       [str(Path(f).resolve()) for f in validation_files])
     warnings = raise_on_errors(findings)
     labels = _labels(labels_file, generator, data_dir)
-    task, converted_source = resolve_task(source, first, spec, opts, mode, labels)
-    warnings += task.pop("findings")
+    task, converted_source, task_findings = resolve_task(source, first, spec, opts, mode, labels)
+    warnings += task_findings
     content = convert(converted_source, mode, generator)
     info = inspect_tflite(content)
     if mode in FULLY_INTEGER_MODES and not info.fully_integer:
@@ -102,17 +102,17 @@ BOX_SCORE_RATIO = 8.0  # boxes this many times wider in range than the scores cr
 def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: DataOptions, mode: str,
                  labels: list[str]):
     """The task (from ``--task`` or the float model's output on ``sample``, one calibration
-    batch) as the sidecar records it, and the source to convert: for an int8 detector whose box
+    batch) as the sidecar records it, the source to convert (for an int8 detector whose box
     channels span a far wider range than its scores, the same model with boxes divided by the
-    input size."""
+    input size), and the warnings that decision leaves."""
     from int8lab.tasks import infer_task
 
     if sample is None:
-        return {"name": opts.task if opts.task != "auto" else None, "findings": []}, source
+        return {"name": opts.task if opts.task != "auto" else None}, source, []
     outputs = np.asarray(source.predict(sample))
     name = infer_task(outputs.shape, opts.task)
     if name != "detect":
-        return {"name": name, "findings": []}, source
+        return {"name": name}, source, []
     from int8lab.model.box_outputs import BoxRewriteError, channel_ranges, normalise_boxes
     from int8lab.tasks.detect import resolve_layout
 
@@ -120,8 +120,9 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
     ranges = channel_ranges(outputs, layout.channel_axis)
     task = {"name": name, "names": labels, "output_ranges": {"boxes_max": ranges.box_max,
                                                              "scores_max": ranges.score_max},
-            "box_rewrite": None, "findings": []}
-    crushed = ranges.ratio > BOX_SCORE_RATIO and mode in ("int8", "uint8", "int8-float-io")
+            "box_rewrite": None}
+    findings = []
+    crushed = ranges.ratio > BOX_SCORE_RATIO and mode in INT8_ACTIVATION_MODES
     step = ranges.box_max / 255
     why = (f"box channels reach {ranges.box_max:.1f} and scores {ranges.score_max:.3f}: one int8 output scale "
            f"({step:.3g} per step) would round every score below {step / 2:.3g} to zero")
@@ -132,8 +133,7 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
             module = normalise_boxes(source.module, torch.from_numpy(np.ascontiguousarray(sample[:1], np.float32)),
                                      spec.input_size, layout.channel_axis)
         except BoxRewriteError as exc:
-            task["findings"].append(Finding("detector-output", "warning", f"{why}; int8lab could not rewrite the "
-                                                                          f"graph ({exc})"))
+            findings.append(Finding("detector-output", "warning", f"{why}; int8lab could not rewrite the graph ({exc})"))
         else:
             source = source.with_module(module)
             layout = layout.with_boxes("normalized")
@@ -142,9 +142,9 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
     elif crushed:
         reason = ("--keep-box-units was given" if not opts.normalise_boxes
                   else "int8lab rewrites the outputs of PyTorch and ONNX models only")
-        task["findings"].append(Finding("detector-output", "warning", f"{why}; {reason}"))
+        findings.append(Finding("detector-output", "warning", f"{why}; {reason}"))
     task["layout"] = layout.as_dict()
-    return task, source
+    return task, source, findings
 
 
 def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
@@ -302,7 +302,8 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec))
     calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-    _, int8_source = resolve_task(source, calibration.first_batch(), spec, opts, "int8", _labels(None, None, data_dir))
+    _, int8_source, _ = resolve_task(source, calibration.first_batch(), spec, opts, "int8",
+                                     _labels(None, None, data_dir))
     rows, _, method = rank_layers(int8_source, calibration)
     write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}", method)
     return rows

@@ -17,6 +17,7 @@ from int8lab.errors import Int8labError, UsageError
 MODES = ("none", "fp16", "dynamic", "int8", "uint8", "int8-float-io", "int16x8")
 CALIBRATED_MODES = ("int8", "uint8", "int8-float-io", "int16x8")
 FULLY_INTEGER_MODES = CALIBRATED_MODES
+INT8_ACTIVATION_MODES = ("int8", "uint8", "int8-float-io")  # one int8 scale per tensor, outputs included
 
 
 class ConversionError(Int8labError):

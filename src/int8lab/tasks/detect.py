@@ -20,12 +20,12 @@ from int8lab.imageops import upright_size
 from int8lab.tasks import boxes as box_ops
 from int8lab.tasks.boxes import box_iou, to_original, xywh_to_xyxy
 from int8lab.tasks.detection_metrics import DetectionAccumulator
+from int8lab.validate import EVAL_BATCH
 
 CONFIDENCE = 0.25  # the operating point: detections an app would show
 MAP_CONFIDENCE = 0.001  # mAP integrates over all scores, as Ultralytics' val does
 NMS_IOU = 0.7
 MAX_DETECTIONS = 300
-EVAL_BATCH = 32
 
 
 @dataclass(frozen=True)
