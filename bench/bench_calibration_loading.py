@@ -2,17 +2,20 @@
 
     .venv/bin/python bench/bench_calibration_loading.py [--photos DIR] [--min-images 1000]
 
-The real photos (JPEG and PNG, 256x256 to 868x600) are repeated (via symlinks) to at least
-``--min-images`` files and preprocessed to 224x224x3 float32 with ImageNet mean/std. The naive
+The real photos (JPEG and PNG, 256x256 to 868x600) are copied to at least ``--min-images``
+files (copies, not symbolic links: int8lab lists a file reached through two links once) and preprocessed to 224x224x3 float32 with ImageNet mean/std. The naive
 loop is also the *reference* preprocessing (full decode, EXIF, RGB, Pillow bilinear resize); the
 table reports each method's largest and mean absolute difference to it, in normalised units and
-in 0-255 pixel levels. Each method runs ``--rounds`` times; the best round counts.
+in 0-255 pixel levels. Each method runs ``--rounds`` times, interleaved with the others; the median
+round counts, so one lucky or unlucky round moves nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -97,7 +100,8 @@ def main() -> None:
     default_photos = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
     parser.add_argument("--photos", type=Path, default=default_photos)
     parser.add_argument("--min-images", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="timed runs per method; best counts")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="timed runs per method; the median counts")
     args = parser.parse_args()
     photos = list(iter_images(args.photos))
     if not photos:
@@ -107,7 +111,7 @@ def main() -> None:
         folder = Path(tmp)
         for r in range(repeats):
             for p in photos:
-                os.symlink(p.resolve(), folder / f"{r:03d}_{p.name}")
+                shutil.copyfile(p, folder / f"{r:03d}_{p.name}")
         files = sorted(folder.iterdir())
         print(f"{len(files)} images ({len(photos)} real photos x {repeats}), {SIZE[0]}x{SIZE[1]}x3 "
               f"float32, ImageNet mean/std, {os.cpu_count()} cores")
@@ -119,12 +123,16 @@ def main() -> None:
             "int8lab, no JPEG draft": (run_int8lab, folder, False),
             "int8lab (default)": (run_int8lab, folder, True),
         }
-        # Best of several rounds: a busy neighbour hurts every method alike.
-        seconds = {name: min(timed(*run) for _ in range(args.rounds)) for name, run in runs.items()}
+        # Rounds interleave the methods, so a busy neighbour or a warming cache hurts all alike.
+        rounds = {name: [] for name in runs}
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                rounds[name].append(timed(*run))
+        seconds = {name: statistics.median(times) for name, times in rounds.items()}
         unique = folder / "unique"
         unique.mkdir()
         for p in photos:
-            os.symlink(p.resolve(), unique / p.name)
+            shutil.copyfile(p, unique / p.name)
         unique_files = sorted(unique.iterdir())
         reference = np.stack([naive_reference(f) for f in unique_files])
         tensors = {

@@ -180,6 +180,19 @@ def test_jpeg_draft_stays_within_tolerance_of_the_full_decode(photo_paths):
     assert drafted >= 3  # the draft really was used on these photos
 
 
+@pytest.mark.parametrize("draft", [True, False])
+def test_simplejpeg_gives_the_bits_pillow_gives(photo_paths, odd, monkeypatch, draft):
+    """The fast JPEG path must not change a single value, or representative_dataset.py run
+    without simplejpeg would calibrate on other tensors (real photos, EXIF turns, gray, CMYK)."""
+    assert imageops.simplejpeg is not None, "simplejpeg is a pinned dependency"
+    paths = [*photo_paths, *odd.values()]
+    options = spec(input_size=(100, 90), jpeg_draft=draft)
+    fast = [imageops.load_tensor(path, options) for path in paths]
+    monkeypatch.setattr(imageops, "simplejpeg", None)
+    for path, tensor in zip(paths, fast):
+        assert np.array_equal(tensor, imageops.load_tensor(path, options)), path.name
+
+
 def test_uint8_array_sample_gets_the_full_preprocessing(photo):
     pixels = np.asarray(photo)
     from_array = imageops.array_to_tensor(pixels, spec(), "nhwc")
