@@ -59,3 +59,13 @@ def test_mobilenet_trained_on_minus_one_to_one_is_detected(mobilenet_model, fash
     source = load_model_source(mobilenet_model)
     opts, _ = resolve_auto_preset(source, fashion_dir, DataOptions(preset="auto", quiet=True), "val")
     assert opts.preset == "tf"
+
+
+def test_class_folders_that_cannot_be_the_models_classes_count_as_unlabelled(keras_source, fashion_dir, tmp_path):
+    """One folder of images for a 10-class model: no '0% accuracy' stop, the pick goes by variety."""
+    single = tmp_path / "data" / "val" / "photos"
+    single.mkdir(parents=True)
+    for image in sorted((fashion_dir / "val").glob("*/*.png"))[::10]:
+        (single / f"{image.parent.name}_{image.name}").write_bytes(image.read_bytes())
+    opts, evidence = resolve_auto_preset(keras_source, tmp_path / "data", DataOptions(preset="auto", quiet=True), "val")
+    assert opts.preset == "unit" and evidence["by"] != "accuracy"

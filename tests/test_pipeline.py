@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 
@@ -179,3 +180,18 @@ def test_max_drop_recovers_the_badly_quantizing_model(tmp_path, mobilenet_model,
     assert not summary["conversion"]["tflite"]["fully_integer"]
     assert (tmp_path / "model_int8_full.tflite").is_file() and (tmp_path / "layers.csv").is_file()
     assert "Accuracy recovery" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_plain_folder_is_divided_into_calibration_and_held_out(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    """No split folders: a seeded half calibrates, the other half validates, and none is in both."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for photo in sorted((fashion_dir / "test").glob("*/*.png"))[:40]:
+        shutil.copy(photo, plain / f"{photo.parent.name}_{photo.name}")
+    summary = quantize_job(fashion_model, plain, tmp_path / "out", fashion_opts)
+    assert summary["data_parts"] == {"calibration_images": 20, "held_out_images": 20, "how": "seeded"}
+    calibration = summary["conversion"]["calibration"]
+    assert calibration["split"] == "@calibration" and calibration["count"] == 20
+    assert summary["validation"]["split"] == "@held-out" and summary["validation"]["num_images"] == 20
+    assert "divided into 20 calibration and 20 held-out images" in (tmp_path / "out" / "report.md").read_text()

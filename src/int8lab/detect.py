@@ -65,8 +65,9 @@ def score_candidates(source, data_dir, opts: DataOptions, split: str | None,
             batch = np.concatenate(list(generator.generate_batches()))
             probabilities = _probabilities(source.predict(batch).reshape(len(batch), -1))
             labels = [generator.index.labels[i] for i in generator.selected]
-            accuracy = (float(np.mean(probabilities.argmax(axis=1) == np.array(labels)))
-                        if generator.index.class_names and min(labels) >= 0 else None)
+            # Class folders count as labels only when they can be the model's classes.
+            labelled = len(generator.index.class_names) == probabilities.shape[1] and min(labels) >= 0
+            accuracy = float(np.mean(probabilities.argmax(axis=1) == np.array(labels))) if labelled else None
             candidates.append(Candidate(preset, color, accuracy, float(probabilities.max(axis=1).mean()),
                                         _variety(probabilities)))
     return sorted(candidates, key=Candidate.rank, reverse=True)

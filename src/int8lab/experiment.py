@@ -11,7 +11,7 @@ import hashlib
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from int8lab.atomic import atomic_write, write_text_atomic
 from int8lab.checks import check_double_normalisation, check_layout, raise_on_errors
 from int8lab.config import DataOptions
-from int8lab.data.discovery import DatasetIndex, discover
+from int8lab.data.discovery import DatasetIndex, discover, plan_parts
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
@@ -312,6 +312,9 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     from int8lab.runtime import LiteRTModel
 
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    parts = plan_parts(data_dir, opts.dataset_type, config.eval_split)
+    if parts:
+        config = replace(config, calibration_split=parts[0], eval_split=parts[1])
     if opts.preset == "auto":
         from int8lab.pipeline import detect_preset
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from int8lab.checks import (
     raise_on_errors,
 )
 from int8lab.config import DataOptions
-from int8lab.data.discovery import discover
+from int8lab.data.discovery import discover, plan_parts
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
@@ -195,6 +195,9 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     ``max_drop`` (points) keeps the worst layers in float until the budget holds."""
     out_dir = Path(out_dir)
     source = load_model_source(model)
+    parts = None if opts.split else plan_parts(data_dir, opts.dataset_type, eval_split)
+    if parts:
+        opts, eval_split = replace(opts, split=parts[0]), parts[1]
     detection = None
     if opts.preset == "auto":
         opts, detection = detect_preset(source, data_dir, opts)
@@ -221,7 +224,9 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
                "int8": measure_latency(LiteRTModel(converted.path, threads))}
-    summary = {"model": str(source.path), "data": str(data_dir), "validation": results,
+    summary = {"model": str(source.path), "data": str(data_dir),
+               "data_parts": data_parts(data_dir, opts.dataset_type, parts) if parts else None,
+               "validation": results,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                "warnings": [f.message for f in converted.warnings]}
     if recovery is not None:
@@ -230,6 +235,13 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def data_parts(data_dir, dataset_type: str, parts: tuple[str, str]) -> dict:
+    """How a folder without splits was divided, for the console and the report."""
+    calibration, held_out = (discover(data_dir, dataset_type, part) for part in parts)
+    return {"calibration_images": len(calibration), "held_out_images": len(held_out),
+            "how": "seeded, stratified by class folder" if calibration.class_names else "seeded"}
 
 
 def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, converted: ConvertResult,

@@ -7,7 +7,14 @@ import pytest
 import yaml
 from conftest import PHOTOS
 
-from int8lab.data.discovery import UNLABELLED, detect_dataset_type, discover
+from int8lab.data.discovery import (
+    CALIBRATION_PART,
+    HELD_OUT_PART,
+    UNLABELLED,
+    detect_dataset_type,
+    discover,
+    plan_parts,
+)
 from int8lab.errors import DatasetError
 
 
@@ -162,3 +169,37 @@ def test_hard_links_are_images_of_their_own(tmp_path, photo_paths):
     shutil.copy(photo_paths[0], tmp_path / "a.jpg")
     (tmp_path / "b.jpg").hardlink_to(tmp_path / "a.jpg")
     assert len(discover(tmp_path, "folder")) == 2
+
+
+def plain_classes(root, sizes):
+    for k, size in enumerate(sizes):
+        fill(root / f"class_{k}", size)
+    return root
+
+
+def test_plain_folder_parts_are_disjoint_and_cover_it(tmp_path):
+    folder = fill(tmp_path / "photos", 5)
+    whole = discover(folder)
+    calibration, held_out = discover(folder, split=CALIBRATION_PART), discover(folder, split=HELD_OUT_PART)
+    assert not set(calibration.files) & set(held_out.files)
+    assert set(calibration.files) | set(held_out.files) == set(whole.files)
+    assert (len(whole), len(calibration), len(held_out)) == (5, 3, 2)  # round(5 * 0.5) = 2 held out
+
+
+def test_plain_folder_parts_are_the_same_every_time(tmp_path):
+    folder = fill(tmp_path / "photos", 9)
+    assert discover(folder, split=HELD_OUT_PART).files == discover(folder, split=HELD_OUT_PART).files
+
+
+def test_class_folders_are_divided_class_by_class(tmp_path):
+    root = plain_classes(tmp_path / "classes", (4, 6, 1))
+    held_out = discover(root, split=HELD_OUT_PART)
+    assert held_out.class_counts() == {"class_0": 2, "class_1": 3, "class_2": 0}  # a class of one calibrates
+    assert discover(root, split=CALIBRATION_PART).class_counts() == {"class_0": 2, "class_1": 3, "class_2": 1}
+
+
+def test_parts_are_planned_only_without_split_folders(tmp_path, classification_tree):
+    assert plan_parts(fill(tmp_path / "photos", 2), "auto", "test") == (CALIBRATION_PART, HELD_OUT_PART)
+    assert plan_parts(classification_tree, "auto", "test") is None
+    shutil.rmtree(classification_tree / "test")
+    assert plan_parts(classification_tree, "auto", "test") is None  # val/ alone: say the split is missing

@@ -147,6 +147,10 @@ def quantize_command(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
+    if summary["data_parts"]:
+        parts = summary["data_parts"]
+        typer.echo(f"{data} has no split folders: divided into {parts['calibration_images']} calibration and "
+                   f"{parts['held_out_images']} held-out images ({parts['how']}; disjoint)")
     for warning in summary["warnings"]:
         err.print(f"[yellow]warning[/yellow] {escape(warning)}")
     _print_detection(summary["conversion"].get("preprocessing_detection"))

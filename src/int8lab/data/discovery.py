@@ -20,6 +20,12 @@ DATASET_TYPES = ("auto", "classification", "detection", "folder", "npy")
 SPLIT_PREFERENCE = ("val", "test")
 DETECTION_SPLIT_PREFERENCE = ("val", "test", "train")
 UNLABELLED = -1
+# A folder without splits is divided in two, seeded and stratified by class: calibration takes
+# one part, validation the other, and no image is in both.
+CALIBRATION_PART = "@calibration"
+HELD_OUT_PART = "@held-out"
+HELD_OUT_FRACTION = 0.5
+PART_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,44 @@ def discover(path: str | Path, dataset_type: str = "auto", split: str | None = N
         "folder": _discover_folder,
         "npy": _discover_array,
     }[dataset_type]
+    if split in (CALIBRATION_PART, HELD_OUT_PART):
+        return part_of(finder(path, None), split)
     return finder(path, split)
+
+
+def part_of(index: DatasetIndex, part: str) -> DatasetIndex:
+    """One of the two disjoint parts of an index: within each class (and among unlabelled
+    images), a seeded permutation of the sorted sources gives the held-out part its rounded
+    share, at least one image and never all of them (so a class of one stays in calibration)."""
+    if index.array_path is not None:
+        raise DatasetError(f"{index.array_path}: an array file is not divided automatically; give "
+                           f"validation images (a folder with a test/ split) instead")
+    rng = np.random.default_rng(PART_SEED)
+    labels = np.asarray(index.labels, dtype=np.int64)
+    held_out = np.zeros(len(index.files), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        share = int(round(len(members) * HELD_OUT_FRACTION))
+        share = min(max(share, 1), len(members) - 1)
+        held_out[rng.permutation(members)[:share]] = True
+    keep = np.flatnonzero(held_out if part == HELD_OUT_PART else ~held_out)
+    return DatasetIndex(index.dataset_type, index.root, index.image_dir, part,
+                        tuple(index.files[i] for i in keep), tuple(index.labels[i] for i in keep),
+                        index.class_names)
+
+
+def plan_parts(path: str | Path, dataset_type: str, eval_split: str) -> tuple[str | None, str] | None:
+    """``(calibration split, held-out split)`` for data that has no ``eval_split`` of its own:
+    the two seeded parts of the folder; None when the data has that split (or cannot be divided:
+    an array file, or a YOLO layout, whose splits come from its data.yaml)."""
+    path = Path(path).expanduser()
+    if dataset_type == "auto" and path.exists():
+        dataset_type = detect_dataset_type(path)
+    if dataset_type not in ("classification", "folder") or (path / eval_split).is_dir():
+        return None
+    if any((path / s).is_dir() for s in (*SPLIT_PREFERENCE, "train")):
+        return None  # split folders exist, just not the one asked for: let discovery say so
+    return CALIBRATION_PART, HELD_OUT_PART
 
 
 def detect_dataset_type(path: Path) -> str:

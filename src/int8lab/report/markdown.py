@@ -20,6 +20,10 @@ def validation_report(summary: dict) -> str:
              f"- quantized model: `{v['quantized_model']}`; reference: `{v['reference_model']}`"]
     if conversion.get("source_sha256"):
         lines.append(f"- source sha256 `{conversion['source_sha256'][:16]}…`, mode `{conversion['mode']}`")
+    if summary.get("data_parts"):
+        parts = summary["data_parts"]
+        lines.append(f"- the data has no split folders: divided into {parts['calibration_images']} calibration "
+                     f"and {parts['held_out_images']} held-out images ({parts['how']}; disjoint)")
     if calibration:
         lines.append(f"- calibrated on {calibration['count']} images of split `{calibration['split']}` "
                      f"({calibration['strategy']}, seed {calibration['seed']})")
