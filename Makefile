@@ -10,7 +10,7 @@ DEMO_OUT ?= out/demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,torch,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,torch,ray,zoo]'
 	touch $@
 
 setup: $(STAMP)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anchors import OrtModel, ort_static_int8
+
 from int8lab.config import DataOptions
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.pipeline import convert_job, validate_job
@@ -30,37 +32,6 @@ from int8lab.tasks.detect import dataset_names, evaluate, labelled_split, resolv
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "detect"
-
-
-class OrtModel:
-    """An ONNX model in ONNX Runtime, batch by batch (what the evaluation calls)."""
-
-    def __init__(self, path: Path):
-        import onnxruntime
-
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self.name = self.session.get_inputs()[0].name
-        self.size_bytes = path.stat().st_size
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.session.run(None, {self.name: batch[i:i + 1]})[0] for i in range(len(batch))])
-
-
-def ort_static_int8(model: Path, generator, out: Path) -> Path:
-    """ONNX Runtime's quantize_static: QDQ, per-channel weights, min/max activations."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            name = OrtModel(model).name
-            self.batches = iter([{name: batch} for batch in generator.generate_batches()])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    quantize_static(str(model), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    calibrate_method=CalibrationMethod.MinMax)
-    return out
 
 
 def median_latency(models, sample: np.ndarray, rounds: int = 5, runs: int = 20) -> list[float]:
@@ -100,7 +71,7 @@ def main() -> None:
             convert_job(source, args.data, path, variant, "int8")
             results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
             rows.append((name, results, LiteRTModel(path)))
-        ort_path = ort_static_int8(args.model, opts.generator(args.data, spec), out / "ort_int8.onnx")
+        ort_path = ort_static_int8(args.model, opts.generator(args.data, spec).generate_batches(), out / "ort_int8.onnx")
         names = dataset_names(args.data)
         generator = opts.generator(args.data, spec, split="test", num_samples=None)
         files = [str(f) for f in generator.index.files]

@@ -178,3 +178,13 @@ def test_side_by_side_flags_the_layers_whose_error_grows_over_3x(side_by_side):
     assert all(r.growth is not None and r.flagged == (r.growth > 3) for r in rows)
     first_conv = min((r for r in rows if r.op == "CONV_2D"), key=lambda r: r.rmse_over_scale)
     assert first_conv.growth == pytest.approx(first_conv.rmse_over_scale / IDEAL_RMSE_OVER_SCALE)
+
+
+def test_long_tensor_names_keep_their_distinctive_end():
+    from int8lab.diagnose import short_name
+
+    name = ("efficientnet_lite_pytorch.model.EfficientNet/efficientnet_lite_pytorch.utils.Conv2dStaticSamePadding"
+            "__blocks_3__depthwise_conv;other_fused_name")
+    shown = short_name(name)
+    assert len(shown) == 70 and shown.startswith("…") and shown.endswith("__blocks_3__depthwise_conv")
+    assert short_name("conv2d/Relu;x") == "conv2d/Relu"

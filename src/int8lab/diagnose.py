@@ -201,14 +201,20 @@ END_TO_END = ("the error up to each tensor, float and int8 .tflite run side by s
               "over its inputs'")
 
 
+def short_name(tensor: str, width: int = 70) -> str:
+    """A tensor as a table shows it: the first of its fused names, cut at the front, because
+    exporters start every name with the same module path and the layer is named at the end."""
+    name = tensor.split(";")[0]
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
 def errors_markdown(rows: list[LayerError], title: str, method: str = PER_LAYER) -> str:
     flagged = [r for r in rows if r.flagged]
     lines = [f"# {title}", "",
              f"{len(rows)} quantized tensors, ranked by RMSE / scale: {method}. {len(flagged)} flagged.", "",
              "| rank | op | tensor | RMSE/scale | max abs error | MSE | scale | flag |", "|---|---|---|---|---|---|---|---|"]
     for rank, r in enumerate(rows, 1):
-        tensor = r.tensor if len(r.tensor) < 70 else r.tensor[:67] + "..."
-        lines.append(f"| {rank} | {r.op} | `{tensor}` | {r.rmse_over_scale:.3f} | {r.max_abs_error:.4g} | "
+        lines.append(f"| {rank} | {r.op} | `{short_name(r.tensor)}` | {r.rmse_over_scale:.3f} | {r.max_abs_error:.4g} | "
                      f"{r.mse:.3g} | {r.scale:.4g} | {'**yes**' if r.flagged else ''} |")
     return "\n".join(lines) + "\n"
 
@@ -254,15 +260,15 @@ def rank_layers(source, calibration):
     ai-edge-quantizer's. Both calibrate once on ``calibration``."""
     from functools import partial
 
-    from int8lab.model.aeq import Requantizer
+    from int8lab.model.aeq import Calibrated
     from int8lab.model.convert import convert
 
     if uses_debugger(source):
         debugger = make_debugger(source, calibration)
         return layer_errors(debugger), partial(quantize_with_float, debugger), PER_LAYER
-    requantizer = Requantizer(convert(source, "none"), calibration, getattr(source, "range_estimator", "minmax"))
+    calibrated = Calibrated(convert(source, "none"), "int8", calibration, getattr(source, "range_estimator", "minmax"))
     samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
-    return tensor_errors(requantizer.float_content, requantizer.quantize(), samples), requantizer.quantize, END_TO_END
+    return tensor_errors(calibrated.content, calibrated.quantize(), samples), calibrated.quantize, END_TO_END
 
 
 def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False,

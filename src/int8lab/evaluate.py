@@ -55,7 +55,10 @@ def agreement_sums(reference: np.ndarray, quantized: np.ndarray) -> dict:
     norms = np.linalg.norm(flat_ref, axis=1) * np.linalg.norm(flat_quant, axis=1)
     cosine = np.divide((flat_ref * flat_quant).sum(axis=1), norms, out=np.ones(len(norms)), where=norms > 0)
     error = np.abs(flat_ref - flat_quant)
+    # Quantized scores tied at the top: argmax (an app's, and ours) takes the lowest index.
+    at_top = quantized == quantized.max(axis=1, keepdims=True)
     return {"images": len(reference), "top1": int((quantized.argmax(axis=1) == ref_top1).sum()),
+            "tied": int((at_top.sum(axis=1) > 1).sum()), "top1_among_tied": int(at_top[np.arange(len(ref_top1)), ref_top1].sum()),
             "top5": int((quant_top5 == ref_top1[:, None]).any(axis=1).sum()),
             "abs_error_sum": float(error.sum(dtype=np.float64)), "values": int(error.size),
             "abs_error_max": float(error.max()), "cosine_sum": float(cosine.sum(dtype=np.float64))}
@@ -64,6 +67,8 @@ def agreement_sums(reference: np.ndarray, quantized: np.ndarray) -> dict:
 def agreement_from_sums(sums: dict) -> dict:
     return {
         "top1_agreement": sums["top1"] / sums["images"],
+        "tie_rate": sums["tied"] / sums["images"],
+        "tie_aware_top1_agreement": sums["top1_among_tied"] / sums["images"],
         "top5_agreement": sums["top5"] / sums["images"],
         "mean_abs_output_error": sums["abs_error_sum"] / sums["values"],
         "max_abs_output_error": sums["abs_error_max"],

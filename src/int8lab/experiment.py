@@ -93,6 +93,7 @@ class Calibration:
     selected: list[int]
     seed: int
     strategy: str
+    spec: PreprocessSpec | None = None  # the input's value range comes from it, not from the draw
     errors: list = field(default_factory=list)
     show_progress: bool = False
 
@@ -259,7 +260,7 @@ def build_variant(variant: Variant, prepared: Prepared, out_dir: Path, labels: l
         strategy = "random" if variant.strategy == SINGLE_CLASS else variant.strategy
         selected = pool.draw(strategy, variant.seed, variant.size, variant.only_class)
         calibration = Calibration(pool.tensors, [pool.rows[i] for i in selected], pool.index,
-                                  selected, variant.seed, variant.strategy)
+                                  selected, variant.seed, variant.strategy, prepared.spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = prepared.source_for(variant.mode)
     try:

@@ -82,7 +82,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     labels = _labels(labels_file, generator, data_dir)
     task, converted_source, task_findings = resolve_task(source, first, spec, opts, mode, labels)
     warnings += task_findings
-    content = convert(converted_source, mode, generator)
+    range_notes = {}
+    content = convert(converted_source, mode, generator, range_notes)
     info = inspect_tflite(content)
     if mode in FULLY_INTEGER_MODES and not info.fully_integer:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {info.float_ops}")
@@ -92,6 +93,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata = model_metadata(source, mode, spec, info, generator, labels, warnings)
     metadata["preprocessing_detection"] = detection
     metadata["task"] = task
+    metadata["range_corrections"] = range_notes or None
     write_model(output, content, metadata)
     return ConvertResult(output, info, metadata, warnings, converted_source)
 

@@ -188,13 +188,14 @@ def diagnose_command(
     opts: DataOptions,
 ):
     """Per-layer quantization error of full int8: a ranked table (Markdown, CSV) and a bar chart."""
+    from int8lab.diagnose import short_name
     from int8lab.pipeline import diagnose_job
 
     rows = diagnose_job(load_source(model, opts, arch, io_layout, backend, range_estimator), data, output, opts)
     flagged = [r for r in rows if r.flagged]
     typer.echo(f"{len(rows)} quantized tensors, {len(flagged)} flagged (RMSE/scale): worst")
     for r in rows[:5]:
-        typer.echo(f"  {r.rmse_over_scale:7.3f}  {r.op:16s} {r.tensor.split(';')[0]}{'  <- flagged' if r.flagged else ''}")
+        typer.echo(f"  {r.rmse_over_scale:7.3f}  {r.op:16s} {short_name(r.tensor)}{'  <- flagged' if r.flagged else ''}")
     typer.echo(f"wrote {output}/layers.md, layers.csv, layers.png")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import warnings
 
@@ -35,57 +36,92 @@ def _recipe(mode: str, estimator: str):
             "int16x8": recipe.static_wi8_ai16}[mode](key)
 
 
-def quantize_tflite(content: bytes, mode: str, representative_dataset=None, estimator: str = "minmax") -> bytes:
+def quantize_tflite(content: bytes, mode: str, representative_dataset=None, estimator: str = "minmax",
+                    notes: dict | None = None) -> bytes:
     """Quantize a float .tflite; calibrated modes take int8lab's ``[batch]`` batches.
-    ``estimator`` picks the range algorithm (min/max, or OCTAV's clipping for weights)."""
+    ``estimator`` picks the range algorithm (min/max, or OCTAV's clipping for weights); what the
+    range corrections changed (see int8lab.model.ranges) is written into ``notes``."""
     if mode not in AEQ_MODES:
         raise UsageError(f"mode {mode} is not available for a .tflite source (ai-edge-quantizer "
                          f"offers {', '.join(AEQ_MODES)}); convert from the Keras/SavedModel model")
     if mode == "none":
         return content
-    from ai_edge_quantizer import quantizer
-
-    qt = quantizer.Quantizer(bytearray(content), _recipe(mode, estimator))
-    calibration = None
-    with _reasons(mode):
-        if qt.need_calibration:
-            if representative_dataset is None:
-                raise UsageError(f"mode {mode} needs calibration data (--data)")
-            samples = _calibration_samples(content, representative_dataset)
-        with _quiet(getattr(representative_dataset, "show_progress", True)):
-            if qt.need_calibration:
-                calibration = qt.calibrate(samples)
-            result = qt.quantize(calibration, enable_progress_report=False)
-    return bytes(result.quantized_model)
+    if mode == "dynamic":
+        with _reasons(mode), _quiet():
+            qt = _quantizer(content, mode, estimator)
+            return bytes(qt.quantize(None, enable_progress_report=False).quantized_model)
+    if representative_dataset is None:
+        raise UsageError(f"mode {mode} needs calibration data (--data)")
+    calibrated = Calibrated(content, mode, representative_dataset, estimator)
+    if notes is not None:
+        notes.update(calibrated.notes.as_dict())
+    return calibrated.quantize()
 
 
-class Requantizer:
-    """Full int8 by ai-edge-quantizer, calibrated once, then quantized again with chosen ops left
-    in float (``--max-drop`` on the .tflite, PyTorch and ONNX path): no recalibration per step."""
+class Calibrated:
+    """A float .tflite calibrated once, its ranges corrected (int8lab.model.ranges), ready to be
+    quantized, again with chosen ops left in float for ``--max-drop`` (no recalibration per step)."""
 
-    def __init__(self, float_content: bytes, representative_dataset, estimator: str = "minmax"):
-        self.float_content = float_content
-        self.estimator = estimator
-        with _reasons("int8"), _quiet(getattr(representative_dataset, "show_progress", True)):
-            samples = _calibration_samples(float_content, representative_dataset)
-            self.calibration = self._quantizer(()).calibrate(samples)
+    def __init__(self, float_content: bytes, mode: str, representative_dataset, estimator: str = "minmax"):
+        from int8lab.model import ranges
 
-    def _quantizer(self, float_tensors):
-        from ai_edge_quantizer import quantizer
+        self.mode, self.estimator, self.extra = mode, estimator, []
+        self.notes = ranges.RangeNotes()
+        samples = _calibration_samples(float_content, representative_dataset)
+        with _reasons(mode), _quiet():
+            self.calibration = _quantizer(float_content, mode, estimator).calibrate(samples)
+            self.content = ranges.floor_dead_channels(float_content, self.calibration, self.notes)
+            spec = getattr(representative_dataset, "spec", None)
+            if spec is not None:
+                ranges.set_input_range(self.calibration, self.content, spec.value_range(), self.notes)
+            if mode == "int8":
+                self._keep_logits_apart(ranges, samples)
+
+    def _keep_logits_apart(self, ranges, samples) -> None:
+        """int16 for the op writing a classifier's logits when int8 would tie them."""
+        from int8lab.runtime import LiteRTModel
+
+        found = ranges.logits_op(self.content)
+        if found is None:
+            return
+        op_name, regex, output_name = found
+        batch = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
+        int8 = self.quantize()
+        step = float(LiteRTModel(int8).output["quantization"][0])
+        risk = ranges.tie_risk(LiteRTModel(self.content).predict(batch).reshape(len(batch), -1),
+                               LiteRTModel(int8).predict(batch).reshape(len(batch), -1), step)
+        if risk["int8_tie_rate"] == 0 and risk["top2_gap_below_step"] == 0:
+            return
+        from ai_edge_quantizer import qtyping, recipe
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.qtyping import TFLOperationName
 
-        qt = quantizer.Quantizer(bytearray(self.float_content), _recipe("int8", self.estimator))
-        for name in float_tensors:  # an op's scope is its output names, each followed by ";"
-            qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
-                                          operation_name=TFLOperationName.ALL_SUPPORTED)
-        return qt
+        int16 = qtyping.OpQuantizationConfig.from_dict(
+            recipe.static_wi8_ai16(AlgorithmName.MIN_MAX_UNIFORM_QUANT)[0]["op_config"])
+        self.extra = [(regex, TFLOperationName[op_name], int16), (".*", TFLOperationName.OUTPUT, int16)]
+        ranges.widen_output(self.calibration, output_name)
+        self.notes.int16_output = {"op": op_name, "tensor": output_name, "int8_output_step": step,
+                                   "margin": ranges.OUTPUT_MARGIN, **risk}
 
     def quantize(self, float_tensors=()) -> bytes:
-        """The int8 model with the ops producing ``float_tensors`` left in float."""
-        with _reasons("int8"), _quiet(False):
-            result = self._quantizer(float_tensors).quantize(self.calibration, enable_progress_report=False)
-        return bytes(result.quantized_model)
+        """The quantized model, with the ops producing ``float_tensors`` left in float."""
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+        from ai_edge_quantizer.qtyping import TFLOperationName
+
+        with _reasons(self.mode), _quiet():
+            qt = _quantizer(self.content, self.mode, self.estimator)
+            for regex, operation, config in self.extra:
+                qt.update_quantization_recipe(regex=regex, operation_name=operation, op_config=config)
+            for name in float_tensors:  # an op's scope is its output names, each followed by ";"
+                qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
+                                              operation_name=TFLOperationName.ALL_SUPPORTED)
+            return bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
+
+
+def _quantizer(content: bytes, mode: str, estimator: str):
+    from ai_edge_quantizer import quantizer
+
+    return quantizer.Quantizer(bytearray(content), _recipe(mode, estimator))
 
 
 def _calibration_samples(content: bytes, representative_dataset) -> dict:
@@ -106,15 +142,18 @@ def _reasons(mode: str):
 
 
 @contextlib.contextmanager
-def _quiet(show_progress: bool):
-    """Hide ai-edge-quantizer's debugging notice and size report, and its tqdm bar (which
-    writes to sys.stderr) when progress is off."""
+def _quiet():
+    """Keep ai-edge-quantizer's notices, size report, NumPy warnings and tqdm bars (stdout and
+    stderr) off the terminal: int8lab shows its own progress. INT8LAB_LIBRARY_LOGS=1 lets them
+    through, for debugging."""
+    if os.environ.get("INT8LAB_LIBRARY_LOGS") == "1":
+        yield
+        return
     with contextlib.ExitStack() as stack:
         stack.enter_context(warnings.catch_warnings())
-        warnings.filterwarnings("ignore", ".*experimental_preserve_all_tensors", UserWarning)
+        warnings.simplefilter("ignore")
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        if not show_progress:
-            stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         yield
 
 

@@ -35,9 +35,10 @@ def available_modes(source) -> tuple[str, ...]:
     return AEQ_MODES if uses_aeq(source) else MODES
 
 
-def convert(source, mode: str, representative_dataset=None) -> bytes:
+def convert(source, mode: str, representative_dataset=None, notes: dict | None = None) -> bytes:
     """Convert ``source`` (a model source); calibrated modes need a representative dataset (a
-    callable yielding ``[float32 batch]``). The caller still checks the result's op dtypes."""
+    callable yielding ``[float32 batch]``). The caller still checks the result's op dtypes.
+    ``notes`` receives what ai-edge-quantizer's range corrections changed (int8lab.model.ranges)."""
     if mode not in MODES:
         raise UsageError(f"--quantize must be one of {MODES}, got {mode!r}")
     if mode in CALIBRATED_MODES and representative_dataset is None:
@@ -48,7 +49,7 @@ def convert(source, mode: str, representative_dataset=None) -> bytes:
         keras_like = source.kind in ("keras", "saved_model")
         float_model = tf_convert(source, "none") if keras_like else source.content
         return quantize_tflite(float_model, mode, representative_dataset,
-                               getattr(source, "range_estimator", "minmax"))
+                               getattr(source, "range_estimator", "minmax"), notes)
     return tf_convert(source, mode, representative_dataset)
 
 

@@ -17,7 +17,7 @@ name = "classify"
 # The lab's columns (key, header), its headline metric (with labels, and without), and the metric
 # that says how closely a variant follows the float model.
 EXPERIMENT_COLUMNS = (("accuracy", "accuracy %"), ("precision_macro", "precision %"), ("recall_macro", "recall %"),
-                      ("g_mean", "G-mean %"), ("top1_agreement", "top-1 agreement %"))
+                      ("g_mean", "G-mean %"), ("top1_agreement", "top-1 agreement %"), ("tie_rate", "tie rate %"))
 HEADLINE = (("accuracy", "accuracy"), ("top1_agreement", "top-1 agreement"))
 AGREEMENT = ("top1_agreement", "top-1 agreement")
 RECOVERY_METRICS = (("accuracy_quantized", "accuracy"), ("top1_agreement", "top-1 agreement"))
@@ -114,7 +114,8 @@ def report_rows(v: dict) -> list[str]:
 
 
 def report_notes(v: dict) -> list[str]:
-    lines = [f"- top-1 agreement with the float model: **{_pct(v['top1_agreement'])}**; "
+    lines = [f"- top-1 agreement with the float model: **{_pct(v['top1_agreement'])}** (argmax; tie rate "
+             f"{_pct(v['tie_rate'])}, tie-aware {_pct(v['tie_aware_top1_agreement'])}); "
              f"top-5 agreement: {_pct(v['top5_agreement'])}"]
     if v.get("accuracy_drop_points") is not None:
         lines.append(f"- accuracy drop: **{v['accuracy_drop_points']:.2f} points**")
@@ -134,7 +135,8 @@ def report_details(v: dict) -> list[str]:
 
 
 def console_lines(v: dict) -> list[str]:
-    lines = [f"  top-1 agreement {_pct(v['top1_agreement'])}, top-5 agreement {_pct(v['top5_agreement'])}",
+    lines = [f"  top-1 agreement {_pct(v['top1_agreement'])} (tie rate {_pct(v['tie_rate'])}, tie-aware "
+             f"{_pct(v['tie_aware_top1_agreement'])}), top-5 agreement {_pct(v['top5_agreement'])}",
              f"  accuracy: float {_pct(v['accuracy_reference'])}, quantized {_pct(v['accuracy_quantized'])}"]
     if v.get("accuracy_drop_points") is not None:
         lines.append(f"  accuracy drop {v['accuracy_drop_points']:.2f} points; G-mean float "

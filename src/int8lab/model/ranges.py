@@ -1,0 +1,140 @@
+"""What ai-edge-quantizer's calibrated ranges become before it quantizes: three corrections.
+
+- **Input from the spec.** The input tensor's range is the preprocessing's value range
+  ([-1, 1] gives scale 2/255), not what the calibration images happened to contain: a pixel
+  brighter than any calibration image would otherwise clip.
+- **Classifier logits in int16.** One int8 scale over 1000 logits ties the top classes: by
+  rounding, and by clipping every logit above the calibrated maximum to 127, where argmax then
+  picks the lowest index. When the calibration images show that risk (the float top-2 gap is
+  below the int8 output step, or the int8 output ties), the op producing the logits (and the
+  model output) is quantized to int16, with its range widened by OUTPUT_MARGIN.
+- **Biases that fit int32.** A channel whose weights are all about zero (a folded batch norm
+  with gamma near 0) gets a weight scale near 0, and its bias (bias scale = input scale x weight
+  scale) overflows int32: NumPy warns "invalid value encountered in cast" and the channel's
+  constant output is destroyed. Such a channel gets one weight just large enough for its bias to
+  fit (the float output moves by less than that weight times one input), as TF's converter does
+  by raising the weight scale.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OUTPUT_MARGIN = 2.0  # int16 logits keep a step of 2 x max / 32767: clipping needs twice the largest calibrated logit
+BIAS_HEADROOM = 0.5  # use at most half of int32 for a bias
+_INT32_MAX = 2**31 - 1
+_WEIGHT_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}
+
+
+@dataclass
+class RangeNotes:
+    """What was changed, for the sidecar and the report."""
+
+    input_range: list[float] | None = None
+    calibrated_input_range: list[float] | None = None
+    int16_output: dict | None = None
+    floored_channels: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"input_range": self.input_range, "calibrated_input_range": self.calibrated_input_range,
+                "int16_output": self.int16_output, "floored_bias_channels": len(self.floored_channels)}
+
+
+def _graph(content: bytes):
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(bytearray(content))
+    return tfl, model, model.subgraphs[0]
+
+
+def _op_name(model, op) -> str:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    code = model.operatorCodes[op.opcodeIndex]
+    number = max(code.builtinCode, code.deprecatedBuiltinCode)
+    return next(name for name, value in vars(schema.BuiltinOperator).items() if value == number)
+
+
+def set_input_range(calibration: dict, content: bytes, value_range: tuple[float, float], notes: RangeNotes) -> None:
+    """The model input's calibrated range becomes the preprocessing's value range."""
+    tfl, _, graph = _graph(content)
+    name = tfl.get_tensor_name(graph.tensors[graph.inputs[0]])
+    stats = calibration.get(name)
+    if stats is None:
+        return
+    notes.calibrated_input_range = [float(np.min(stats["min"])), float(np.max(stats["max"]))]
+    low, high = value_range
+    calibration[name] = {"min": np.full_like(stats["min"], low), "max": np.full_like(stats["max"], high)}
+    notes.input_range = [float(low), float(high)]
+
+
+def logits_op(content: bytes) -> tuple[str, str, str] | None:
+    """(op name, recipe regex, output tensor name) of the op writing a classifier's scores: the
+    single graph output of shape [1, C], C > 1, written by a FULLY_CONNECTED or CONV_2D."""
+    tfl, model, graph = _graph(content)
+    if len(graph.outputs) != 1:
+        return None
+    output = graph.tensors[graph.outputs[0]]
+    shape = list(output.shape) if output.shape is not None else []
+    if len(shape) != 2 or shape[1] < 2:
+        return None
+    writer = next((op for op in graph.operators if graph.outputs[0] in op.outputs), None)
+    if writer is None or _op_name(model, writer) not in ("FULLY_CONNECTED", "CONV_2D"):
+        return None
+    name = tfl.get_tensor_name(output)
+    return _op_name(model, writer), re.escape(tfl.get_op_scope(writer, graph.tensors)), name
+
+
+def tie_risk(reference: np.ndarray, quantized: np.ndarray, output_step: float) -> dict:
+    """On the calibration images: how often int8 logits tie at the top, and how often the float
+    top-2 gap is below one int8 step (where rounding can swap or tie them)."""
+    top = np.sort(reference, axis=1)
+    close = float(np.mean(top[:, -1] - top[:, -2] < output_step))
+    tied = float(np.mean((quantized == quantized.max(axis=1, keepdims=True)).sum(axis=1) > 1))
+    return {"int8_tie_rate": tied, "top2_gap_below_step": close, "images": int(len(reference))}
+
+
+def widen_output(calibration: dict, name: str) -> None:
+    """Symmetric range of OUTPUT_MARGIN times the largest calibrated magnitude."""
+    stats = calibration[name]
+    bound = OUTPUT_MARGIN * max(float(np.max(np.abs(stats["min"]))), float(np.max(np.abs(stats["max"]))))
+    calibration[name] = {"min": np.full_like(stats["min"], -bound), "max": np.full_like(stats["max"], bound)}
+
+
+def floor_dead_channels(content: bytes, calibration: dict, notes: RangeNotes) -> bytes:
+    """The float model with each dead channel's largest weight raised so its bias fits int32."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tfl, model, graph = _graph(content)
+    changed = False
+    for op in graph.operators:
+        kind = _op_name(model, op)
+        if kind not in _WEIGHT_AXIS or len(op.inputs) < 3 or op.inputs[2] < 0:
+            continue
+        stats = calibration.get(tfl.get_tensor_name(graph.tensors[op.inputs[0]]))
+        weights_tensor, bias_tensor = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[2]]
+        weights = tfl.get_tensor_data(weights_tensor, model.buffers)
+        bias = tfl.get_tensor_data(bias_tensor, model.buffers)
+        if stats is None or weights is None or bias is None or weights.dtype != np.float32:
+            continue
+        low, high = min(float(np.min(stats["min"])), 0.0), max(float(np.max(stats["max"])), 0.0)
+        input_scale = max(high - low, 1e-9) / 255.0
+        axis = _WEIGHT_AXIS[kind]
+        channels = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1)
+        needed = 127.0 * np.abs(bias) / (input_scale * _INT32_MAX * BIAS_HEADROOM)
+        dead = np.flatnonzero(np.abs(channels).max(axis=1) < needed)
+        if not len(dead):
+            continue
+        fixed = channels.copy()
+        for c in dead:
+            k = int(np.argmax(np.abs(fixed[c])))
+            fixed[c, k] = needed[c] * (1.0 if fixed[c, k] >= 0 else -1.0)
+            notes.floored_channels.append(f"{tfl.get_tensor_name(weights_tensor)}[{c}]")
+        moved = np.moveaxis(fixed.reshape(np.moveaxis(weights, axis, 0).shape), 0, axis)
+        model.buffers[weights_tensor.buffer].data = np.frombuffer(
+            np.ascontiguousarray(moved, np.float32).tobytes(), np.uint8)
+        changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else content

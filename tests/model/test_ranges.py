@@ -1,0 +1,65 @@
+"""The range corrections before ai-edge-quantizer quantizes: input from the spec, classifier logits
+kept apart in int16, biases that fit int32 — on real conversions."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from int8lab.config import DataOptions
+from int8lab.model.ranges import tie_risk
+from int8lab.model.source import load_model_source
+from int8lab.pipeline import convert_job
+from int8lab.runtime import LiteRTModel
+
+
+def test_tie_risk_counts_int8_ties_and_close_float_logits():
+    reference = np.array([[3.0, 2.99, 0.0], [5.0, 1.0, 0.0], [1.0, 4.0, 3.0]])
+    quantized = np.array([[3.0, 3.0, 0.0], [5.0, 1.0, 0.0], [1.0, 4.0, 3.0]])
+    risk = tie_risk(reference, quantized, output_step=0.04)
+    assert risk == {"int8_tie_rate": pytest.approx(1 / 3), "top2_gap_below_step": pytest.approx(1 / 3), "images": 3}
+
+
+def test_input_range_comes_from_the_preset_not_the_images(tmp_path, torch_options, fashion_dir):
+    """[0, 1] ('unit') gives the input scale 1/255 however dark the calibration images are."""
+    source = load_model_source(__import__("conftest").TORCH_MODEL, torch_options)
+    opts = DataOptions(preset="unit", quiet=True, num_samples=20)
+    result = convert_job(source, fashion_dir, tmp_path / "m.tflite", opts, "int8")
+    scale, zero_point = LiteRTModel(result.path).input["quantization"]
+    assert scale == pytest.approx(1 / 255) and zero_point == -128
+    corrections = result.metadata["range_corrections"]
+    assert corrections["input_range"] == [0.0, 1.0]
+    assert corrections["calibrated_input_range"][1] < 1.0  # what min/max alone would have used
+
+
+def dead_channel_model(path):
+    """A real Keras CNN whose second output channel has all-zero weights and a bias of 0.75: its
+    output is the constant 0.75, and a near-zero weight scale would overflow that bias in int32."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    outputs = keras.layers.GlobalAveragePooling2D()(conv(inputs))
+    model = keras.Model(inputs, outputs)
+    kernel, bias = conv.get_weights()
+    kernel[..., 1] = 0.0
+    bias[:] = [0.0, 0.75, 0.0, 0.0]
+    conv.set_weights([kernel, bias])
+    model.save(path)
+    return path
+
+
+def test_dead_channel_keeps_its_bias_and_nothing_warns(tmp_path, fashion_dir):
+    from int8lab.model.source import ModelOptions
+
+    source = load_model_source(dead_channel_model(tmp_path / "dead.keras"), ModelOptions(backend="aeq"))
+    opts = DataOptions(preset="unit", quiet=True, num_samples=10, input_size=(16, 16), channels=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = convert_job(source, fashion_dir, tmp_path / "m.tflite", opts, "int8")
+    assert result.metadata["range_corrections"]["floored_bias_channels"] == 1
+    batch = opts.generator(fashion_dir, opts.spec(source.input), num_samples=4).first_batch()
+    channel = LiteRTModel(result.path).predict(batch)[:, 1]
+    assert np.allclose(channel, 0.75, atol=0.02)

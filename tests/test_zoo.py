@@ -1,0 +1,56 @@
+"""Real pretrained ImageNet weights from a registry package (EfficientNet-Lite1, the zoo extra),
+quantized as a user brings it: a state dict with --arch and a plain folder of real photos."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.zoo import ZOO  # noqa: E402
+from int8lab.config import DataOptions  # noqa: E402
+from int8lab.model.source import ModelOptions, load_model_source  # noqa: E402
+from int8lab.pipeline import quantize_job  # noqa: E402
+
+
+SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "photos"  # 37 real photos, beside every checkout and CI's
+
+
+@pytest.fixture(scope="module")
+def lite1_summary(tmp_path_factory):
+    entry = ZOO["lite1"]
+    photos = tmp_path_factory.mktemp("photos")
+    for path in sorted(SHARED_PHOTOS.iterdir()):
+        shutil.copyfile(path, photos / path.name)
+    source = load_model_source(entry.weights(), ModelOptions(arch=entry.arch, input_size=entry.input_size))
+    opts = DataOptions(preset=entry.preset, input_size=entry.input_size, quiet=True)
+    return quantize_job(source, photos, tmp_path_factory.mktemp("lite1"), opts)
+
+
+@pytest.mark.slow
+def test_thousand_logits_keep_their_argmax_in_int16(lite1_summary):
+    corrections = lite1_summary["conversion"]["range_corrections"]
+    assert corrections["int16_output"]["op"] == "FULLY_CONNECTED"
+    assert corrections["int16_output"]["int8_tie_rate"] > 0  # what int8 logits did on the calibration half
+    output = lite1_summary["conversion"]["tflite"]["outputs"][0]
+    assert output["dtype"] == "int16" and lite1_summary["conversion"]["tflite"]["fully_integer"]
+    v = lite1_summary["validation"]
+    assert v["tie_rate"] == 0 and v["top1_agreement"] == v["tie_aware_top1_agreement"]
+
+
+@pytest.mark.slow
+def test_real_model_input_scale_is_the_presets(lite1_summary):
+    corrections = lite1_summary["conversion"]["range_corrections"]
+    assert corrections["input_range"] == [-1.0, 1.0]
+    assert lite1_summary["conversion"]["tflite"]["inputs"][0]["scale"] == pytest.approx(2 / 255)
+
+
+@pytest.mark.slow
+def test_real_photos_folder_is_divided_in_two(lite1_summary):
+    parts = lite1_summary["data_parts"]
+    assert parts["calibration_images"] + parts["held_out_images"] == len(list(SHARED_PHOTOS.iterdir()))
+    assert lite1_summary["validation"]["num_images"] == parts["held_out_images"]
