@@ -135,17 +135,17 @@ def torch_requantizer(torch_options, fashion_dir, fashion_opts):
     """The PyTorch example on the ai-edge-quantizer path, calibrated once on 30 images."""
     from conftest import TORCH_MODEL
 
-    from int8lab.model.aeq import Requantizer
+    from int8lab.model.aeq import Calibrated
 
     source = load_model_source(TORCH_MODEL, torch_options)
     calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), split="val", num_samples=30)
-    return source, calibration, Requantizer(convert(source, "none"), calibration)
+    return source, calibration, Calibrated(convert(source, "none"), "int8", calibration)
 
 
 def test_requantizer_leaves_exactly_the_named_layer_float(torch_requantizer):
     _, _, requantizer = torch_requantizer
     full = inspect_tflite(requantizer.quantize([]))
-    conv = next(r for r in tensor_errors(requantizer.float_content, requantizer.quantize([]),
+    conv = next(r for r in tensor_errors(requantizer.content, requantizer.quantize([]),
                                          [np.zeros((1, 1, 28, 28), np.float32)]) if r.op == "CONV_2D")
     partial_float = inspect_tflite(requantizer.quantize([conv.tensor]))
     assert full.fully_integer and partial_float.float_op_summary() == "CONV_2D x1"
@@ -155,7 +155,7 @@ def test_requantizer_leaves_exactly_the_named_layer_float(torch_requantizer):
 def test_fallback_on_the_aeq_path_stops_once_the_drop_holds(torch_requantizer):
     """A stand-in ranking-set score: the budget holds as soon as any kernel runs in float."""
     _, _, requantizer = torch_requantizer
-    ranked = tensor_errors(requantizer.float_content, requantizer.quantize([]),
+    ranked = tensor_errors(requantizer.content, requantizer.quantize([]),
                            [np.full((1, 1, 28, 28), 0.5, np.float32)])
     result = fallback_to_budget(requantizer.quantize, ranked,
                                 lambda content: 0.0 if inspect_tflite(content).float_ops else 1.0, budget=0.5)
