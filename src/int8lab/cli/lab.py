@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from int8lab.cli.model import ARCH, BACKEND, ESTIMATOR, IO_LAYOUT
 from int8lab.cli.options import data_options
 from int8lab.config import DataOptions
+from int8lab.report.console import table_console
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,7 @@ def bench_command(
                       str(row["parameters"]), row["input_dtype"], "yes" if row["fully_integer"] else "no",
                       f"{lat['mean_ms']:.3f}", f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}",
                       f"{row['speedup_vs_first']:.2f}x")
-    Console().print(table)
+    table_console().print(table)
 
 
 @data_options

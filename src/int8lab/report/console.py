@@ -5,9 +5,18 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+PIPE_WIDTH = 1000  # no real table is this wide: to a pipe or a CI log, nothing is cut
+
+
+def table_console(stderr: bool = False) -> Console:
+    """The terminal's width on a terminal; elsewhere (a pipe, a file, a CI log) wide enough that
+    tables keep full names and every column, where Rich would assume 80 columns and cut them."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH)
+
 
 def print_data_summary(stats: dict, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or table_console()
     spec = stats["preprocessing"]
     table = Table(title="Calibration data", show_header=False, title_justify="left")
     rows = [
@@ -63,7 +72,7 @@ def skipped_summary(errors: list[dict]) -> list[str]:
 
 
 def print_batch_stats(batches: list[dict], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or table_console()
     table = Table(title="Test batches", title_justify="left")
     for column in ("batch", "shape", "dtype", "min", "max", "mean", "std"):
         table.add_column(column, justify="right")
