@@ -44,6 +44,8 @@ class DataOptions:
     task: str = "auto"
     normalise_boxes: bool = True
     trust_pickle: bool = False
+    target: str = "litert"
+    metadata: bool = True
 
     def spec(self, model_input: ModelInput | None = None) -> PreprocessSpec:
         """Resolve the one spec; what the user left open comes from the model, else defaults."""

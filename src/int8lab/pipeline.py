@@ -33,6 +33,7 @@ from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import load_model_source, sha256_of
+from int8lab.model.targets import mode_for_target
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
@@ -66,6 +67,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     if opts.preset == "auto":
         opts, detection = detect_preset(source, data_dir, opts)
     spec = opts.spec(source.input)
+    mode, target_why = mode_for_target(mode, opts.target, spec)
     findings = check_layout(source.input, spec)
     if not allow_double_normalisation:
         findings += check_double_normalisation(source.normalising_layers(), spec)
@@ -94,7 +96,16 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["preprocessing_detection"] = detection
     metadata["task"] = task
     metadata["range_corrections"] = range_notes or None
-    write_model(output, content, metadata)
+    metadata["target"] = {"name": opts.target, "io": target_why}
+    if opts.target == "mediapipe" and not opts.metadata:
+        raise UsageError("--target mediapipe needs the metadata (NormalizationOptions, labels): drop --no-metadata")
+    write_model(output, content, metadata, opts.metadata)
+    if opts.metadata and metadata.get("tflite_metadata", {}).get("written") is False:
+        if opts.target == "mediapipe":
+            output.unlink()
+            Path(f"{output}.json").unlink()
+            raise UsageError(f"--target mediapipe: {metadata['tflite_metadata']['why']}")
+        warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
     return ConvertResult(output, info, metadata, warnings, converted_source)
 
 
@@ -219,7 +230,7 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
                                     converted.metadata["labels"], [])
     float_metadata["task"] = float_task(converted.metadata["task"])
-    write_model(out_dir / "model_fp32.tflite", float_content, float_metadata)
+    write_model(out_dir / "model_fp32.tflite", float_content, float_metadata, opts.metadata)
     results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
                            opts.dataset_type, not opts.quiet, task)
     sizes = {"fp32_tflite_bytes": len(float_content), "int8_tflite_bytes": converted.info.size_bytes}
@@ -267,7 +278,7 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     Path(f"{converted.path}.json").replace(f"{full}.json")
     info = inspect_tflite(recovery.content)
     metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
-    write_model(converted.path, recovery.content, metadata)
+    write_model(converted.path, recovery.content, metadata, opts.metadata)
     return ConvertResult(converted.path, info, metadata, converted.warnings, converted.source), recovery
 
 
@@ -378,8 +389,16 @@ def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,
     }
 
 
-def write_model(path: Path, content: bytes, metadata: dict) -> None:
-    """The model, then its sidecar; each appears whole or not at all."""
+def write_model(path: Path, content: bytes, metadata: dict, embed_metadata: bool = True) -> None:
+    """The model (with TFLite Metadata from its sidecar, when the writer is installed), then its
+    sidecar; each appears whole or not at all."""
+    from int8lab.model.metadata import with_metadata, writer_missing
+
+    if embed_metadata:
+        why = writer_missing()
+        if why is None:
+            content = with_metadata(content, metadata, path.stem)
+        metadata["tflite_metadata"] = {"written": why is None, "why": why}
     with atomic_write(path) as handle:
         handle.write(content)
     write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")

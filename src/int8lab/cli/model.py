@@ -44,7 +44,8 @@ def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backe
 def register(app: typer.Typer) -> None:
     for name, command in (("convert", convert_command), ("validate", validate_command),
                           ("quantize", quantize_command), ("predict", predict_command),
-                          ("snippet", snippet_command), ("diagnose", diagnose_command)):
+                          ("snippet", snippet_command), ("diagnose", diagnose_command),
+                          ("inspect", inspect_command)):
         app.command(name)(command)
 
 
@@ -279,3 +280,51 @@ def _print_validation(v: dict) -> None:
     typer.echo(f"validated on {v['num_images']} images (split {v['split']})")
     for line in task_of_results(v).console_lines(v):
         typer.echo(line)
+
+
+def inspect_command(
+    model: Path = typer.Argument(..., help="A .tflite file."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON object."),
+):
+    """What a .tflite holds: I/O types with scale and zero point, ops, the fully-integer verdict,
+    its TFLite Metadata and labels, and int8lab's sidecar .json when there is one."""
+    from int8lab.model.metadata import read_metadata
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.runtime import LiteRTModel
+
+    LiteRTModel(model)  # a clear error for a file LiteRT cannot run
+    content = model.read_bytes()
+    info = inspect_tflite(content)
+    sidecar_path = Path(f"{model}.json")
+    found = {"model": str(model), "tflite": info.as_dict(), "tflite_metadata": read_metadata(content),
+             "sidecar": json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else None}
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    typer.echo(f"{model}: {info.size_bytes / 1024:.1f} KiB, {info.parameter_count:,} parameters, "
+               + ("fully integer" if info.fully_integer else f"float kernels: {info.float_op_summary()}"))
+    for kind, tensors in (("input", info.inputs), ("output", info.outputs)):
+        for t in tensors:
+            quant = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.scale else ""
+            typer.echo(f"  {kind} {t.name}: {t.dtype} {t.shape}{quant}")
+    typer.echo("  ops: " + ", ".join(f"{op} x{n}" for op, n in info.op_histogram.items()))
+    typer.echo("  " + _metadata_line(found["tflite_metadata"]))
+    if found["sidecar"]:
+        spec = found["sidecar"].get("preprocessing") or {}
+        typer.echo(f"  sidecar {sidecar_path.name}: mode {found['sidecar'].get('mode')}, preprocessing "
+                   f"{spec.get('resize')} {spec.get('input_size')}, preset {spec.get('preset')}, "
+                   f"{len(found['sidecar'].get('labels') or [])} labels")
+
+
+def _metadata_line(found: dict | None) -> str:
+    if found is None:
+        return "TFLite metadata: none"
+    if not found["readable"]:
+        return f"TFLite metadata: present, not readable here ({found['why']})"
+    meta = found["metadata"]
+    image = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    units = image.get("process_units") or [{}]
+    norm = units[0].get("options", {})
+    files = ", ".join(f"{name} ({len(lines)} lines)" for name, lines in found["associated_files"].items())
+    return (f"TFLite metadata: {meta.get('name')} {meta.get('version', '')}; input normalisation mean "
+            f"{norm.get('mean')} std {norm.get('std')}; files: {files or 'none'}")

@@ -43,6 +43,9 @@ _HELP = {
                         "before the final concat, so one int8 scale does not crush the scores."),
     "trust_pickle": ("--trust-pickle", "PyTorch files holding pickled objects (a whole module): load them although "
                      "unpickling can run any code. Without it only tensors (state dicts) are read."),
+    "target": ("--target", "litert (default) | mediapipe: I/O types MediaPipe Tasks accepts (float input and "
+                           "output with NormalizationOptions metadata)."),
+    "metadata": ("--metadata/--no-metadata", "Write TFLite Metadata (labels, normalisation) into the .tflite."),
 }
 
 

@@ -1,9 +1,10 @@
 """Float .tflite -> quantized .tflite with ai-edge-quantizer (the path for models with no Keras
 graph left: a float .tflite from any exporter).
 
-Its static recipes give the model an integer interface too (int8 or int16 I/O); it has no
-float-I/O or uint8-I/O variant and no float16 recipe, so those modes need the Keras/SavedModel
-source and the TF converter.
+Its static recipes give the model an integer interface (int8 or int16 I/O); ``int8-float-io``
+leaves the model's input and output in float (one QUANTIZE and one DEQUANTIZE at the edges, all
+kernels integer). It has no uint8-I/O variant and no float16 recipe, so those modes need the
+Keras/SavedModel source and the TF converter.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from int8lab.errors import Int8labError, UsageError
 
-AEQ_MODES = ("none", "dynamic", "int8", "int16x8")
+AEQ_MODES = ("none", "dynamic", "int8", "int8-float-io", "int16x8")
 
 
 class QuantizerError(Int8labError):
@@ -32,7 +33,7 @@ def _recipe(mode: str, estimator: str):
     from int8lab.model.source import RANGE_ESTIMATORS
 
     key = AlgorithmName[RANGE_ESTIMATORS[estimator]]
-    return {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8,
+    return {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8, "int8-float-io": recipe.static_wi8_ai8,
             "int16x8": recipe.static_wi8_ai16}[mode](key)
 
 
@@ -63,6 +64,8 @@ class Calibrated:
     quantized, again with chosen ops left in float for ``--max-drop`` (no recalibration per step)."""
 
     def __init__(self, float_content: bytes, mode: str, representative_dataset, estimator: str = "minmax"):
+        from ai_edge_quantizer.qtyping import TFLOperationName
+
         from int8lab.model import ranges
 
         self.mode, self.estimator, self.extra = mode, estimator, []
@@ -74,33 +77,36 @@ class Calibrated:
             spec = getattr(representative_dataset, "spec", None)
             if spec is not None:
                 ranges.set_input_range(self.calibration, self.content, spec.value_range(), self.notes)
-            if mode == "int8":
+            if mode == "int8-float-io":  # the model's edges stay float: QUANTIZE in, DEQUANTIZE out
+                self.extra = [(".*", TFLOperationName.INPUT, None), (".*", TFLOperationName.OUTPUT, None)]
+            if mode in ("int8", "int8-float-io"):
                 self._keep_logits_apart(ranges, samples)
 
     def _keep_logits_apart(self, ranges, samples) -> None:
         """int16 for the op writing a classifier's logits when int8 would tie them."""
         from int8lab.runtime import LiteRTModel
 
-        found = ranges.logits_op(self.content)
-        if found is None:
+        chain = ranges.logits_op(self.content)
+        if chain is None:
             return
-        op_name, regex, output_name = found
+        output_name = chain[0][2]
         batch = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
         int8 = self.quantize()
-        step = float(LiteRTModel(int8).output["quantization"][0])
+        step = ranges.int8_step(self.calibration[output_name])
         risk = ranges.tie_risk(LiteRTModel(self.content).predict(batch).reshape(len(batch), -1),
                                LiteRTModel(int8).predict(batch).reshape(len(batch), -1), step)
         if risk["int8_tie_rate"] == 0 and risk["top2_gap_below_step"] == 0:
             return
         from ai_edge_quantizer import qtyping, recipe
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
-        from ai_edge_quantizer.qtyping import TFLOperationName
 
         int16 = qtyping.OpQuantizationConfig.from_dict(
             recipe.static_wi8_ai16(AlgorithmName.MIN_MAX_UNIFORM_QUANT)[0]["op_config"])
-        self.extra = [(regex, TFLOperationName[op_name], int16), (".*", TFLOperationName.OUTPUT, int16)]
-        ranges.widen_output(self.calibration, output_name)
-        self.notes.int16_output = {"op": op_name, "tensor": output_name, "int8_output_step": step,
+        edges = self.extra or [(".*", TFLOperationName.OUTPUT, int16)]  # float I/O stays float
+        self.extra = [*((regex, TFLOperationName[op], int16) for op, regex, _ in chain), *edges]
+        logits = chain[-1][2]
+        ranges.widen_output(self.calibration, logits)
+        self.notes.int16_output = {"ops": [op for op, _, _ in chain], "tensor": logits, "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
     def quantize(self, float_tensors=()) -> bytes:
@@ -110,8 +116,12 @@ class Calibrated:
 
         with _reasons(self.mode), _quiet():
             qt = _quantizer(self.content, self.mode, self.estimator)
-            for regex, operation, config in self.extra:
-                qt.update_quantization_recipe(regex=regex, operation_name=operation, op_config=config)
+            for regex, operation, config in self.extra:  # config None: leave it float
+                if config is None:
+                    qt.update_quantization_recipe(regex=regex, operation_name=operation,
+                                                  algorithm_key=AlgorithmName.NO_QUANTIZE)
+                else:
+                    qt.update_quantization_recipe(regex=regex, operation_name=operation, op_config=config)
             for name in float_tensors:  # an op's scope is its output names, each followed by ";"
                 qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
                                               operation_name=TFLOperationName.ALL_SUPPORTED)

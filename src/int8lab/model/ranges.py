@@ -6,8 +6,9 @@
 - **Classifier logits in int16.** One int8 scale over 1000 logits ties the top classes: by
   rounding, and by clipping every logit above the calibrated maximum to 127, where argmax then
   picks the lowest index. When the calibration images show that risk (the float top-2 gap is
-  below the int8 output step, or the int8 output ties), the op producing the logits (and the
-  model output) is quantized to int16, with its range widened by OUTPUT_MARGIN.
+  below the int8 output step, or the int8 output ties), the op producing the logits (and a
+  softmax after it, and the model output) is quantized to int16, the logits' range widened by
+  OUTPUT_MARGIN.
 - **Biases that fit int32.** A channel whose weights are all about zero (a folded batch norm
   with gamma near 0) gets a weight scale near 0, and its bias (bias scale = input scale x weight
   scale) overflows int32: NumPy warns "invalid value encountered in cast" and the channel's
@@ -71,9 +72,10 @@ def set_input_range(calibration: dict, content: bytes, value_range: tuple[float,
     notes.input_range = [float(low), float(high)]
 
 
-def logits_op(content: bytes) -> tuple[str, str, str] | None:
-    """(op name, recipe regex, output tensor name) of the op writing a classifier's scores: the
-    single graph output of shape [1, C], C > 1, written by a FULLY_CONNECTED or CONV_2D."""
+def logits_op(content: bytes) -> list[tuple[str, str, str]] | None:
+    """(op name, recipe regex, output tensor name) of each op writing a classifier's scores, from
+    the model output back: the single graph output of shape [1, C], C > 1, written by a
+    FULLY_CONNECTED or CONV_2D, or by a SOFTMAX over one (whose probabilities tie the same way)."""
     tfl, model, graph = _graph(content)
     if len(graph.outputs) != 1:
         return None
@@ -81,11 +83,19 @@ def logits_op(content: bytes) -> tuple[str, str, str] | None:
     shape = list(output.shape) if output.shape is not None else []
     if len(shape) != 2 or shape[1] < 2:
         return None
-    writer = next((op for op in graph.operators if graph.outputs[0] in op.outputs), None)
-    if writer is None or _op_name(model, writer) not in ("FULLY_CONNECTED", "CONV_2D"):
-        return None
-    name = tfl.get_tensor_name(output)
-    return _op_name(model, writer), re.escape(tfl.get_op_scope(writer, graph.tensors)), name
+    chain, tensor = [], graph.outputs[0]
+    for _ in range(2):
+        writer = next((op for op in graph.operators if tensor in op.outputs), None)
+        if writer is None:
+            return None
+        kind = _op_name(model, writer)
+        chain.append((kind, re.escape(tfl.get_op_scope(writer, graph.tensors)), tfl.get_tensor_name(graph.tensors[tensor])))
+        if kind in ("FULLY_CONNECTED", "CONV_2D"):
+            return chain
+        if kind != "SOFTMAX":
+            return None
+        tensor = writer.inputs[0]
+    return None
 
 
 def tie_risk(reference: np.ndarray, quantized: np.ndarray, output_step: float) -> dict:
@@ -95,6 +105,11 @@ def tie_risk(reference: np.ndarray, quantized: np.ndarray, output_step: float) -
     close = float(np.mean(top[:, -1] - top[:, -2] < output_step))
     tied = float(np.mean((quantized == quantized.max(axis=1, keepdims=True)).sum(axis=1) > 1))
     return {"int8_tie_rate": tied, "top2_gap_below_step": close, "images": int(len(reference))}
+
+
+def int8_step(stats: dict) -> float:
+    """The step of an asymmetric int8 tensor over a calibrated range (which always holds 0)."""
+    return (max(float(np.max(stats["max"])), 0.0) - min(float(np.min(stats["min"])), 0.0)) / 255.0
 
 
 def widen_output(calibration: dict, name: str) -> None:

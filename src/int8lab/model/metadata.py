@@ -1,0 +1,129 @@
+"""TFLite Metadata inside the model: what MediaPipe Tasks, the LiteRT support library and Android
+Studio read, so the model runs as it comes out (labels, normalisation, colour space).
+
+Written by tflite-support's maintained metadata writer (the flatbuffer is never hand-made). It is
+imported from ``tensorflow_lite_support.metadata``, not ``tflite_support``, whose Task API needs a
+protobuf older than TensorFlow's; make installs it with ``--no-deps`` (see README). Without it,
+models are written without metadata and a warning says why. Metadata never changes inference:
+every embedding is checked (same tensors, same outputs) before the model is written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from int8lab import __version__
+from int8lab.errors import Int8labError
+
+
+class MetadataError(Int8labError):
+    """The metadata could not be written, or would have changed the model."""
+
+
+def writer_missing() -> str | None:
+    """Why metadata cannot be written here, or None when it can."""
+    try:
+        from tensorflow_lite_support.metadata.python.metadata_writers import metadata_writer  # noqa: F401
+    except ImportError as exc:
+        return (f"no TFLite metadata written: tflite-support's metadata writer is not importable ({exc}); "
+                f"make installs it (pip install --no-deps tflite-support==0.4.4; it needs libusb-1.0)")
+    return None
+
+
+def with_metadata(content: bytes, sidecar: dict, name: str) -> bytes:
+    """``content`` with metadata from the sidecar: input normalisation and colour space from the
+    preprocessing spec; for a classifier, its labels as the output's associated label file."""
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_fb
+    from tensorflow_lite_support.metadata.python.metadata_writers import metadata_info, metadata_writer, writer_utils
+
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    spec = sidecar["preprocessing"]
+    task = (sidecar.get("task") or {}).get("name", "classify")
+    labels = sidecar.get("labels") or []
+    # Re-serialised by TensorFlow's own flatbuffer tools first: the writer's older populator
+    # mislinks the buffers of ai-edge-quantizer's output as it comes (the check below caught it).
+    buffer = flatbuffer_utils.convert_object_to_bytearray(flatbuffer_utils.read_model_from_bytearray(bytearray(content)))
+    input_type = writer_utils.get_input_tensor_types(buffer)[0]
+    output_types = writer_utils.get_output_tensor_types(buffer)
+    color = {1: metadata_fb.ColorSpaceType.GRAYSCALE}.get(spec["channels"], metadata_fb.ColorSpaceType.RGB
+                                                          if spec["color"] == "rgb" else metadata_fb.ColorSpaceType.UNKNOWN)
+    image = metadata_info.InputImageTensorMd(
+        name="image", description=_input_description(spec),
+        norm_mean=[255.0 * m for m in spec["mean"]], norm_std=[255.0 * s for s in spec["std"]],
+        color_space_type=color, tensor_type=input_type)
+    general = metadata_info.GeneralMd(
+        name=name, version=__version__, author="int8lab",
+        description=f"{sidecar.get('mode', '')} model written by int8lab {__version__} ({task}); preprocessing: "
+                    f"{spec['resize']} to {spec['input_size'][0]}x{spec['input_size'][1]}, preset {spec['preset']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if task == "classify" and len(output_types) == 1 and labels:
+            labels_file = Path(tmp) / "labels.txt"
+            labels_file.write_text("".join(f"{label}\n" for label in labels))
+            output = metadata_info.ClassificationTensorMd(
+                name="scores", description=f"Scores of the {len(labels)} classes.",
+                label_files=[metadata_info.LabelFileMd(str(labels_file))], tensor_type=output_types[0])
+            writer = metadata_writer.MetadataWriter.create_from_metadata_info(
+                buffer, general_md=general, input_md=[image], output_md=[output], associated_files=[str(labels_file)])
+        else:
+            outputs = [metadata_info.TensorMd(name=f"output_{k}", description=_output_description(task, sidecar))
+                       for k in range(len(output_types))]
+            writer = metadata_writer.MetadataWriter.create_from_metadata_info(
+                buffer, general_md=general, input_md=[image], output_md=outputs)
+        written = bytes(writer.populate())
+    check_same_inference(content, written)
+    return written
+
+
+def _input_description(spec: dict) -> str:
+    layout = "NCHW" if spec["layout"] == "nchw" else "NHWC"
+    return (f"{spec['color'].upper() if spec['channels'] == 3 else 'grayscale'} image, {layout}, "
+            f"(pixel - mean) / std per channel")
+
+
+def _output_description(task: str, sidecar: dict) -> str:
+    if task == "detect":
+        detection = (sidecar.get("task") or {})
+        return (f"Raw YOLO-style predictions {detection.get('layout', '')} (boxes "
+                f"{detection.get('boxes', 'in input pixels')}, then class scores); decode and run NMS "
+                f"(int8lab snippet writes both)")
+    return "Model output."
+
+
+def check_same_inference(before: bytes, after: bytes) -> None:
+    """The same input and output tensors (names, types, shapes, quantization), and bit-identical
+    outputs on the same inputs: metadata is only a description."""
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.runtime import LiteRTModel
+
+    a, b = inspect_tflite(before), inspect_tflite(after)
+    if (a.inputs, a.outputs, a.op_histogram) != (b.inputs, b.outputs, b.op_histogram):
+        raise MetadataError("writing the metadata changed the model's tensors or ops")
+    first, second = LiteRTModel(before), LiteRTModel(after)
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(-1, 1, first.input_shape).astype(np.float32)
+    if not np.array_equal(first.predict(batch), second.predict(batch)):
+        raise MetadataError("writing the metadata changed the model's outputs")
+
+
+def read_metadata(content: bytes) -> dict | None:
+    """The metadata a runtime would read (as JSON) and the files packed with it (labels), or
+    None when the model has none."""
+    if b"TFLITE_METADATA" not in content:
+        return None
+    try:
+        from tensorflow_lite_support.metadata.python import metadata
+    except ImportError as exc:
+        return {"present": True, "readable": False, "why": str(exc)}
+    import json
+
+    displayer = metadata.MetadataDisplayer.with_model_buffer(bytearray(content))
+    files = {}
+    for name in displayer.get_packed_associated_file_list():
+        text = displayer.get_associated_file_buffer(name).decode(errors="replace")
+        files[name] = [line for line in text.splitlines() if line.strip()]
+    return {"present": True, "readable": True, "metadata": json.loads(displayer.get_metadata_json()),
+            "associated_files": files}
