@@ -142,10 +142,31 @@ def test_diagnose_job_writes_the_ranked_table_csv_and_chart(tmp_path, fashion_mo
     from int8lab.pipeline import diagnose_job
 
     rows = diagnose_job(fashion_model, fashion_dir, tmp_path, fashion_opts)
-    assert {p.name for p in tmp_path.iterdir()} == {"layers.md", "layers.csv", "layers.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {"layers.md", "layers.csv", "layers.png", "model_int8.tflite",
+                                                 "layers_node_data.json"}
     csv_lines = (tmp_path / "layers.csv").read_text().splitlines()
     assert csv_lines[0].startswith("op,tensor,rmse_over_scale") and len(csv_lines) == len(rows) + 1
     assert "| 1 | " in (tmp_path / "layers.md").read_text()
+    from ai_edge_litert.interpreter import Interpreter
+
+    names = {t["name"] for t in Interpreter(str(tmp_path / "model_int8.tflite")).get_tensor_details()}
+    assert set(json.loads((tmp_path / "layers_node_data.json").read_text())["results"]) <= names
+
+
+def test_diagnose_overlay_names_tensors_of_the_model_it_comes_with(tmp_path, torch_options, fashion_dir,
+                                                                   fashion_opts):
+    """Model Explorer matches the overlay's keys to the output tensors of the graph it shows."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from int8lab.model.source import load_model_source
+    from int8lab.pipeline import diagnose_job
+
+    rows = diagnose_job(load_model_source(__import__("conftest").TORCH_MODEL, torch_options), fashion_dir, tmp_path,
+                        fashion_opts)
+    overlay = json.loads((tmp_path / "layers_node_data.json").read_text())
+    names = {t["name"] for t in Interpreter(str(tmp_path / "model_int8.tflite")).get_tensor_details()}
+    assert set(overlay["results"]) <= names and len(overlay["results"]) == len(rows)
+    assert overlay["results"][rows[0].tensor]["value"] == pytest.approx(rows[0].rmse_over_scale, abs=1e-6)
 
 
 def test_diagnose_job_ranks_a_pytorch_model_side_by_side(tmp_path, torch_options, fashion_dir, fashion_opts):

@@ -219,6 +219,19 @@ def errors_markdown(rows: list[LayerError], title: str, method: str = PER_LAYER)
     return "\n".join(lines) + "\n"
 
 
+def node_data(rows: list[LayerError], title: str, model_tensors: set[str]) -> dict:
+    """Model Explorer's node-data overlay (its GraphNodeData JSON): each quantized layer's
+    RMSE/scale on the node that writes the tensor, coloured from green (the least) to red. Keys
+    are the tensor names of the model shown (TF's debugger drops an output's ":0")."""
+    def key(tensor: str) -> str:
+        return tensor if tensor in model_tensors else next(
+            (name for name in sorted(model_tensors) if name.startswith(tensor)), tensor)
+
+    return {"name": title, "results": {key(r.tensor): {"value": round(r.rmse_over_scale, 6)} for r in rows},
+            "gradient": [{"stop": 0, "bgColor": "#d9f0d3"}, {"stop": 0.5, "bgColor": "#fee08b"},
+                         {"stop": 1, "bgColor": "#d73027"}]}
+
+
 def errors_csv(rows: list[LayerError]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, list(LayerError.__dataclass_fields__))

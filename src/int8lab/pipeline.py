@@ -319,7 +319,7 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     """``int8lab diagnose``: the per-layer error of full int8, calibrated and (for a detector)
     rewritten like convert_job (TF's QuantizationDebugger on the converter path, float vs int8
     .tflite side by side on the ai-edge-quantizer path)."""
-    from int8lab.diagnose import rank_layers
+    from int8lab.diagnose import node_data, rank_layers
 
     source = load_model_source(model)
     if opts.preset == "auto":
@@ -329,8 +329,16 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
     _, int8_source, _ = resolve_task(source, calibration.first_batch(), spec, opts, "int8",
                                      _labels(None, None, data_dir))
-    rows, _, method = rank_layers(int8_source, calibration)
-    write_layer_report(rows, Path(out_dir), f"Per-layer quantization error: {source.path.name}", method)
+    rows, requantize, method = rank_layers(int8_source, calibration)
+    title = f"Per-layer quantization error: {source.path.name}"
+    write_layer_report(rows, Path(out_dir), title, method)
+    # The full int8 model and Model Explorer's overlay of the ranking, to see the errors on the graph.
+    int8 = requantize([])
+    with atomic_write(Path(out_dir) / "model_int8.tflite") as handle:
+        handle.write(int8)
+    names = {t["name"] for t in LiteRTModel(int8).interpreter.get_tensor_details()}
+    write_text_atomic(Path(out_dir) / "layers_node_data.json",
+                      json.dumps(node_data(rows, title, names), indent=1) + "\n")
     return rows
 
 

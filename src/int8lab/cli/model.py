@@ -197,7 +197,8 @@ def diagnose_command(
     typer.echo(f"{len(rows)} quantized tensors, {len(flagged)} flagged (RMSE/scale): worst")
     for r in rows[:5]:
         typer.echo(f"  {r.rmse_over_scale:7.3f}  {r.op:16s} {short_name(r.tensor)}{'  <- flagged' if r.flagged else ''}")
-    typer.echo(f"wrote {output}/layers.md, layers.csv, layers.png")
+    typer.echo(f"wrote {output}/layers.md, layers.csv, layers.png, model_int8.tflite, layers_node_data.json")
+    typer.echo(f"on the graph: model-explorer {output}/model_int8.tflite --node_data_paths={output}/layers_node_data.json")
 
 
 def predict_command(
