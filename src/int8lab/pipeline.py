@@ -99,7 +99,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["target"] = {"name": opts.target, "io": target_why}
     if opts.target == "mediapipe" and not opts.metadata:
         raise UsageError("--target mediapipe needs the metadata (NormalizationOptions, labels): drop --no-metadata")
-    write_model(output, content, metadata, opts.metadata)
+    info = replace(info, size_bytes=write_model(output, content, metadata, opts.metadata))
     if opts.metadata and metadata.get("tflite_metadata", {}).get("written") is False:
         if opts.target == "mediapipe":
             output.unlink()
@@ -230,10 +230,10 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
                                     converted.metadata["labels"], [])
     float_metadata["task"] = float_task(converted.metadata["task"])
-    write_model(out_dir / "model_fp32.tflite", float_content, float_metadata, opts.metadata)
+    float_size = write_model(out_dir / "model_fp32.tflite", float_content, float_metadata, opts.metadata)
     results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
                            opts.dataset_type, not opts.quiet, task)
-    sizes = {"fp32_tflite_bytes": len(float_content), "int8_tflite_bytes": converted.info.size_bytes}
+    sizes = {"fp32_tflite_bytes": float_size, "int8_tflite_bytes": converted.info.size_bytes}
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
                "int8": measure_latency(LiteRTModel(converted.path, threads))}
@@ -278,7 +278,7 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     Path(f"{converted.path}.json").replace(f"{full}.json")
     info = inspect_tflite(recovery.content)
     metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
-    write_model(converted.path, recovery.content, metadata, opts.metadata)
+    info = replace(info, size_bytes=write_model(converted.path, recovery.content, metadata, opts.metadata))
     return ConvertResult(converted.path, info, metadata, converted.warnings, converted.source), recovery
 
 
@@ -397,19 +397,23 @@ def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,
     }
 
 
-def write_model(path: Path, content: bytes, metadata: dict, embed_metadata: bool = True) -> None:
+def write_model(path: Path, content: bytes, metadata: dict, embed_metadata: bool = True) -> int:
     """The model (with TFLite Metadata from its sidecar, when the writer is installed), then its
-    sidecar; each appears whole or not at all."""
+    sidecar; each appears whole or not at all. Returns the size written."""
     from int8lab.model.metadata import with_metadata, writer_missing
 
     if embed_metadata:
         why = writer_missing()
         if why is None:
-            content = with_metadata(content, metadata, path.stem)
+            name = f"{Path(metadata.get('source_model') or path).stem} ({metadata.get('mode')})"
+            content = with_metadata(content, metadata, name)
+            if "tflite" in metadata:
+                metadata["tflite"]["size_bytes"] = len(content)
         metadata["tflite_metadata"] = {"written": why is None, "why": why}
     with atomic_write(path) as handle:
         handle.write(content)
     write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")
+    return len(content)
 
 
 def float_task(task: dict) -> dict:

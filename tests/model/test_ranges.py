@@ -19,7 +19,16 @@ def test_tie_risk_counts_int8_ties_and_close_float_logits():
     reference = np.array([[3.0, 2.99, 0.0], [5.0, 1.0, 0.0], [1.0, 4.0, 3.0]])
     quantized = np.array([[3.0, 3.0, 0.0], [5.0, 1.0, 0.0], [1.0, 4.0, 3.0]])
     risk = tie_risk(reference, quantized, output_step=0.04)
-    assert risk == {"int8_tie_rate": pytest.approx(1 / 3), "top2_gap_below_step": pytest.approx(1 / 3), "images": 3}
+    assert risk["int8_tie_rate"] == pytest.approx(1 / 3) and risk["top2_gap_below_step"] == pytest.approx(1 / 3)
+
+
+def test_tie_risk_sees_the_clipping_unseen_images_meet():
+    """Each half on the other half's range: logits above its maximum clip to 255 and tie."""
+    calm = np.array([[1.0, 0.5, 0.0], [1.0, 0.2, 0.0]])
+    confident = np.array([[9.0, 8.0, 0.0], [9.5, 8.5, 0.0]])
+    reference = np.stack([calm[0], confident[0], calm[1], confident[1]])  # halves: calm, confident
+    risk = tie_risk(reference, reference, output_step=1e-3)
+    assert risk["int8_tie_rate"] == 0 and risk["unseen_tie_rate"] == pytest.approx(0.5)
 
 
 def test_input_range_comes_from_the_preset_not_the_images(tmp_path, torch_options, fashion_dir):

@@ -84,6 +84,8 @@ class Calibrated:
 
     def _keep_logits_apart(self, ranges, samples) -> None:
         """int16 for the op writing a classifier's logits when int8 would tie them."""
+        from ai_edge_quantizer.qtyping import TFLOperationName
+
         from int8lab.runtime import LiteRTModel
 
         chain = ranges.logits_op(self.content)
@@ -95,7 +97,10 @@ class Calibrated:
         step = ranges.int8_step(self.calibration[output_name])
         risk = ranges.tie_risk(LiteRTModel(self.content).predict(batch).reshape(len(batch), -1),
                                LiteRTModel(int8).predict(batch).reshape(len(batch), -1), step)
-        if risk["int8_tie_rate"] == 0 and risk["top2_gap_below_step"] == 0:
+        risk["classes"] = int(batch_classes := LiteRTModel(self.content).output["shape"][-1])
+        # More classes than int8 has values cannot all be told apart; fewer: as measured.
+        if batch_classes <= 256 and not any(risk[k] for k in ("int8_tie_rate", "top2_gap_below_step",
+                                                               "unseen_tie_rate")):
             return
         from ai_edge_quantizer import qtyping, recipe
         from ai_edge_quantizer.algorithm_manager import AlgorithmName

@@ -10,13 +10,18 @@ every embedding is checked (same tensors, same outputs) before the model is writ
 
 from __future__ import annotations
 
+import io
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from int8lab import __version__
 from int8lab.errors import Int8labError
+
+
+PACKED_DATE = (2000, 1, 1, 0, 0, 0)  # the packed files' zip date: same inputs, same bytes
 
 
 class MetadataError(Int8labError):
@@ -73,9 +78,26 @@ def with_metadata(content: bytes, sidecar: dict, name: str) -> bytes:
                        for k in range(len(output_types))]
             writer = metadata_writer.MetadataWriter.create_from_metadata_info(
                 buffer, general_md=general, input_md=[image], output_md=outputs)
-        written = bytes(writer.populate())
+        written = _dated(bytes(writer.populate()))
     check_same_inference(content, written)
     return written
+
+
+def _dated(content: bytes) -> bytes:
+    """The packed files (a zip appended to the flatbuffer) again, dated PACKED_DATE instead of
+    the time of writing, so that the same model is the same file."""
+    with zipfile.ZipFile(io.BytesIO(content)) as packed:
+        infos = packed.infolist()
+        if not infos:
+            return content
+        files = [(info.filename, packed.read(info)) for info in infos]
+        start = min(info.header_offset for info in infos)  # absolute: where the flatbuffer ends
+    buffer = io.BytesIO(content[:start])
+    buffer.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(buffer, "a") as packed:
+        for name, data in files:
+            packed.writestr(zipfile.ZipInfo(name, date_time=PACKED_DATE), data)
+    return buffer.getvalue()
 
 
 def _input_description(spec: dict) -> str:

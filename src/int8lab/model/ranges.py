@@ -5,9 +5,9 @@
   brighter than any calibration image would otherwise clip.
 - **Classifier logits in int16.** One int8 scale over 1000 logits ties the top classes: by
   rounding, and by clipping every logit above the calibrated maximum to 127, where argmax then
-  picks the lowest index. When the calibration images show that risk (the float top-2 gap is
-  below the int8 output step, or the int8 output ties), the op producing the logits (and a
-  softmax after it, and the model output) is quantized to int16, the logits' range widened by
+  picks the lowest index. When the model has more classes than int8 has values (256), or the
+  calibration images show the risk (see tie_risk), the op producing the logits (and a softmax
+  after it, and the model output) is quantized to int16, the logits' range widened by
   OUTPUT_MARGIN.
 - **Biases that fit int32.** A channel whose weights are all about zero (a folded batch norm
   with gamma near 0) gets a weight scale near 0, and its bias (bias scale = input scale x weight
@@ -99,12 +99,28 @@ def logits_op(content: bytes) -> list[tuple[str, str, str]] | None:
 
 
 def tie_risk(reference: np.ndarray, quantized: np.ndarray, output_step: float) -> dict:
-    """On the calibration images: how often int8 logits tie at the top, and how often the float
-    top-2 gap is below one int8 step (where rounding can swap or tie them)."""
+    """How likely int8 scores tie at the top, from the calibration images: the int8 model's own
+    ties; the float top-2 gaps below one int8 step (rounding can tie or swap them); and, since a
+    range calibrated on these images never clips them, the ties of each half of the images on
+    an int8 range calibrated on the other half (clipping above it, as unseen images meet it)."""
     top = np.sort(reference, axis=1)
     close = float(np.mean(top[:, -1] - top[:, -2] < output_step))
-    tied = float(np.mean((quantized == quantized.max(axis=1, keepdims=True)).sum(axis=1) > 1))
-    return {"int8_tie_rate": tied, "top2_gap_below_step": close, "images": int(len(reference))}
+    tied = float(np.mean(_top_tied(quantized)))
+    halves = (reference[0::2], reference[1::2])
+    unseen = [_top_tied(_simulated_int8(part, other)) for part, other in (halves, halves[::-1]) if len(other)]
+    return {"int8_tie_rate": tied, "top2_gap_below_step": close,
+            "unseen_tie_rate": float(np.mean(np.concatenate(unseen))) if unseen else 0.0, "images": int(len(reference))}
+
+
+def _top_tied(scores: np.ndarray) -> np.ndarray:
+    return (scores == scores.max(axis=1, keepdims=True)).sum(axis=1) > 1
+
+
+def _simulated_int8(scores: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """``scores`` on the asymmetric int8 grid a min/max calibration on ``calibration`` gives."""
+    low, high = min(float(calibration.min()), 0.0), max(float(calibration.max()), 0.0)
+    step = max(high - low, 1e-12) / 255.0
+    return np.clip(np.round((scores - low) / step), 0, 255)
 
 
 def int8_step(stats: dict) -> float:
