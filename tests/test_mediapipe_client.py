@@ -20,9 +20,9 @@ def test_mediapipe_image_classifier_agrees_with_predict(tmp_path, mobilenet_mode
     from mediapipe.tasks import python as tasks
     from mediapipe.tasks.python import vision
 
-    int8lab("quantize", mobilenet_model, "--data", fashion_dir, "--preset", "tf", "--backend", "aeq",
-            "--target", "mediapipe", "-o", tmp_path, "-q")
     model = tmp_path / "model_int8.tflite"
+    int8lab("convert", mobilenet_model, "--data", fashion_dir, "--preset", "tf", "--backend", "aeq",
+            "--target", "mediapipe", "-o", model, "-q")
     sidecar = json.loads((tmp_path / "model_int8.tflite.json").read_text())
     spec, labels = sidecar["preprocessing"], sidecar["labels"]
     assert sidecar["mode"] == "int8-float-io" and sidecar["tflite"]["fully_integer"]
