@@ -33,6 +33,7 @@ from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import load_model_source, sha256_of
+from int8lab.model.metadata import writer_missing
 from int8lab.model.targets import mode_for_target
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
@@ -68,6 +69,10 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
         opts, detection = detect_preset(source, data_dir, opts)
     spec = opts.spec(source.input)
     mode, target_why = mode_for_target(mode, opts.target, spec)
+    if opts.target == "mediapipe":  # before converting: MediaPipe cannot run the model without it
+        missing = "drop --no-metadata" if not opts.metadata else writer_missing()
+        if missing:
+            raise UsageError(f"--target mediapipe needs the TFLite metadata (NormalizationOptions, labels): {missing}")
     findings = check_layout(source.input, spec)
     if not allow_double_normalisation:
         findings += check_double_normalisation(source.normalising_layers(), spec)
@@ -97,14 +102,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["task"] = task
     metadata["range_corrections"] = range_notes or None
     metadata["target"] = {"name": opts.target, "io": target_why}
-    if opts.target == "mediapipe" and not opts.metadata:
-        raise UsageError("--target mediapipe needs the metadata (NormalizationOptions, labels): drop --no-metadata")
     info = replace(info, size_bytes=write_model(output, content, metadata, opts.metadata))
-    if opts.metadata and metadata.get("tflite_metadata", {}).get("written") is False:
-        if opts.target == "mediapipe":
-            output.unlink()
-            Path(f"{output}.json").unlink()
-            raise UsageError(f"--target mediapipe: {metadata['tflite_metadata']['why']}")
+    if opts.metadata and not metadata["tflite_metadata"]["written"]:
         warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
     return ConvertResult(output, info, metadata, warnings, converted_source)
 

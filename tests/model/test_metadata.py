@@ -59,3 +59,13 @@ def test_mediapipe_target_refuses_what_mediapipe_cannot_feed(options, words):
 
     with pytest.raises(UsageError, match=words):
         mode_for_target("int8", "mediapipe", resolve_preprocess_spec((48, 48), preset="tf", **options))
+
+
+def test_mediapipe_target_without_metadata_stops_before_converting(tmp_path, mobilenet_model, fashion_dir):
+    from int8lab.config import DataOptions
+    from int8lab.errors import UsageError
+
+    opts = DataOptions(preset="tf", quiet=True, target="mediapipe", metadata=False)
+    with pytest.raises(UsageError, match="drop --no-metadata"):
+        convert_job(mobilenet_model, fashion_dir, tmp_path / "m.tflite", opts, "int8")
+    assert not list(tmp_path.iterdir())

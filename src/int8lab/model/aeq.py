@@ -93,14 +93,14 @@ class Calibrated:
             return
         output_name = chain[0][2]
         batch = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
-        int8 = self.quantize()
+        reference = LiteRTModel(self.content).predict(batch).reshape(len(batch), -1)
+        quantized = LiteRTModel(self.quantize()).predict(batch).reshape(len(batch), -1)
         step = ranges.int8_step(self.calibration[output_name])
-        risk = ranges.tie_risk(LiteRTModel(self.content).predict(batch).reshape(len(batch), -1),
-                               LiteRTModel(int8).predict(batch).reshape(len(batch), -1), step)
-        risk["classes"] = int(batch_classes := LiteRTModel(self.content).output["shape"][-1])
+        risk = ranges.tie_risk(reference, quantized, step)
+        risk["classes"] = reference.shape[1]
         # More classes than int8 has values cannot all be told apart; fewer: as measured.
-        if batch_classes <= 256 and not any(risk[k] for k in ("int8_tie_rate", "top2_gap_below_step",
-                                                               "unseen_tie_rate")):
+        if risk["classes"] <= 256 and not any(risk[k] for k in ("int8_tie_rate", "top2_gap_below_step",
+                                                                 "unseen_tie_rate")):
             return
         from ai_edge_quantizer import qtyping, recipe
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -111,7 +111,8 @@ class Calibrated:
         self.extra = [*((regex, TFLOperationName[op], int16) for op, regex, _ in chain), *edges]
         logits = chain[-1][2]
         ranges.widen_output(self.calibration, logits)
-        self.notes.int16_output = {"ops": [op for op, _, _ in chain], "tensor": logits, "int8_output_step": step,
+        self.notes.int16_output = {"ops": [op for op, _, _ in chain], "tensor": logits,
+                                   "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
     def quantize(self, float_tensors=()) -> bytes:

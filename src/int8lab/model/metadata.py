@@ -108,10 +108,9 @@ def _input_description(spec: dict) -> str:
 
 def _output_description(task: str, sidecar: dict) -> str:
     if task == "detect":
-        detection = (sidecar.get("task") or {})
-        return (f"Raw YOLO-style predictions {detection.get('layout', '')} (boxes "
-                f"{detection.get('boxes', 'in input pixels')}, then class scores); decode and run NMS "
-                f"(int8lab snippet writes both)")
+        layout = (sidecar.get("task") or {}).get("layout") or {}
+        return (f"Raw YOLO-style predictions (boxes in {layout.get('boxes', 'pixels')} units, then class "
+                f"scores); decode and run NMS (int8lab snippet writes both)")
     return "Model output."
 
 

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -37,11 +37,10 @@ class RangeNotes:
     input_range: list[float] | None = None
     calibrated_input_range: list[float] | None = None
     int16_output: dict | None = None
-    floored_channels: list[str] = field(default_factory=list)
+    floored_bias_channels: int = 0
 
     def as_dict(self) -> dict:
-        return {"input_range": self.input_range, "calibrated_input_range": self.calibrated_input_range,
-                "int16_output": self.int16_output, "floored_bias_channels": len(self.floored_channels)}
+        return asdict(self)
 
 
 def _graph(content: bytes):
@@ -151,8 +150,7 @@ def floor_dead_channels(content: bytes, calibration: dict, notes: RangeNotes) ->
         bias = tfl.get_tensor_data(bias_tensor, model.buffers)
         if stats is None or weights is None or bias is None or weights.dtype != np.float32:
             continue
-        low, high = min(float(np.min(stats["min"])), 0.0), max(float(np.max(stats["max"])), 0.0)
-        input_scale = max(high - low, 1e-9) / 255.0
+        input_scale = max(int8_step(stats), 1e-9 / 255.0)
         axis = _WEIGHT_AXIS[kind]
         channels = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1)
         needed = 127.0 * np.abs(bias) / (input_scale * _INT32_MAX * BIAS_HEADROOM)
@@ -163,7 +161,7 @@ def floor_dead_channels(content: bytes, calibration: dict, notes: RangeNotes) ->
         for c in dead:
             k = int(np.argmax(np.abs(fixed[c])))
             fixed[c, k] = needed[c] * (1.0 if fixed[c, k] >= 0 else -1.0)
-            notes.floored_channels.append(f"{tfl.get_tensor_name(weights_tensor)}[{c}]")
+        notes.floored_bias_channels += len(dead)
         moved = np.moveaxis(fixed.reshape(np.moveaxis(weights, axis, 0).shape), 0, axis)
         model.buffers[weights_tensor.buffer].data = np.frombuffer(
             np.ascontiguousarray(moved, np.float32).tobytes(), np.uint8)
