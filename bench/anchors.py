@@ -36,6 +36,20 @@ def ort_static_int8(model: Path, batches, out: Path, method: str = "MinMax") -> 
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(str(model), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    calibrate_method=CalibrationMethod[method])
+    quantize_static(str(opset_at_least(model, out.with_suffix(".opset13.onnx"))), str(out), Reader(),
+                    quant_format=QuantFormat.QDQ, per_channel=True, calibrate_method=CalibrationMethod[method])
+    return out
+
+
+def opset_at_least(model: Path, out: Path, opset: int = 13) -> Path:
+    """The model itself, or a copy converted to ``opset``: per-channel QDQ needs the axis of
+    DequantizeLinear (opset 13), and quantize_static only lifts older models to 11."""
+    import onnx
+    from onnx import version_converter
+
+    proto = onnx.load(str(model))
+    current = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if current >= opset:
+        return model
+    onnx.save(version_converter.convert_version(proto, opset), str(out))
     return out

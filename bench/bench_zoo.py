@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.zoo import ZOO  # noqa: E402
 from int8lab.config import DataOptions  # noqa: E402
 from int8lab.data.discovery import CALIBRATION_PART, HELD_OUT_PART  # noqa: E402
-from int8lab.model.source import ModelOptions, load_model_source  # noqa: E402
+from int8lab.model.source import load_model_source  # noqa: E402
 from int8lab.pipeline import convert_job, export_onnx  # noqa: E402
 from int8lab.runtime import LiteRTModel  # noqa: E402
 
@@ -57,10 +57,12 @@ def scores(reference: np.ndarray, quantized: np.ndarray) -> dict:
     top = reference.argmax(1)
     at_max = quantized == quantized.max(1, keepdims=True)
     top5 = np.argsort(-quantized, axis=1, kind="stable")[:, :5]
+    error = np.abs(reference - quantized).mean()
     cosine = np.sum(reference * quantized, 1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(quantized, axis=1))
     return {"strict": float(np.mean(quantized.argmax(1) == top)), "tie_rate": float(np.mean(at_max.sum(1) > 1)),
             "tie_aware": float(np.mean(at_max[np.arange(len(top)), top])),
-            "top5": float(np.mean([t in row for t, row in zip(top, top5)])), "cosine": float(np.mean(cosine))}
+            "top5": float(np.mean([t in row for t, row in zip(top, top5)])), "cosine": float(np.mean(cosine)),
+            "error": float(error)}
 
 
 def tensors(opts: DataOptions, data: Path, spec, part: str) -> np.ndarray:
@@ -69,13 +71,11 @@ def tensors(opts: DataOptions, data: Path, spec, part: str) -> np.ndarray:
 
 
 def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
-    options = ModelOptions(arch=entry.arch, input_size=entry.input_size)
-    source = load_model_source(entry.weights(), options)
-    opts = DataOptions(preset=entry.preset, input_size=entry.input_size, quiet=True, num_samples=None,
-                       split=CALIBRATION_PART)
+    source = load_model_source(entry.weights(), entry.model_options())
+    opts = entry.data_options(quiet=True, num_samples=None, split=CALIBRATION_PART)
     spec = opts.spec(source.input)
     calibration, held_out = (tensors(opts, data, spec, part) for part in (CALIBRATION_PART, HELD_OUT_PART))
-    onnx = export_onnx(source, out / f"{entry.name}.onnx")
+    onnx = export_onnx(source, out / f"{entry.name}.onnx") if source.kind == "torch" else entry.weights()
     reference = OrtModel(onnx).predict(held_out).reshape(len(held_out), -1)
     rows = []
     start = time.perf_counter()
@@ -90,13 +90,15 @@ def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
         quantized = OrtModel(path).predict(held_out).reshape(len(held_out), -1)
         rows.append((f"ONNX Runtime quantize_static ({method})", scores(reference, quantized),
                      time.perf_counter() - start))
-    print(f"\n{entry.name} ({entry.family}, {entry.input_size[0]}x{entry.input_size[1]}, preset {entry.preset}): "
-          f"{len(calibration)} calibration and {len(held_out)} held-out photos")
-    print("| variant | top-1 agreement | tie rate | tie-aware agreement | top-5 agreement | cosine | time s |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n{entry.name} ({entry.family}; {entry.input_size[0]}x{entry.input_size[1]}, {spec.color}, mean "
+          f"{[round(m, 3) for m in spec.mean]}, std {[round(s, 4) for s in spec.std]}): {len(calibration)} calibration "
+          f"and {len(held_out)} held-out photos")
+    print("| variant | top-1 agreement | tie rate | tie-aware agreement | top-5 agreement | cosine | mean abs error "
+          "| time s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r, seconds in rows:
         print(f"| {name} | {100 * r['strict']:.1f}% | {100 * r['tie_rate']:.1f}% | {100 * r['tie_aware']:.1f}% "
-              f"| {100 * r['top5']:.1f}% | {r['cosine']:.4f} | {seconds:.0f} |")
+              f"| {100 * r['top5']:.1f}% | {r['cosine']:.4f} | {r['error']:.4f} | {seconds:.0f} |")
     return rows
 
 

@@ -1,5 +1,5 @@
-"""Real pretrained ImageNet weights from a registry package (EfficientNet-Lite1, the zoo extra),
-quantized as a user brings it: a state dict with --arch and a plain folder of real photos."""
+"""Real pretrained weights from registry packages (the zoo extra), as users bring them: a state
+dict with --arch, an ONNX export, and a plain folder of real photos."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.zoo import ZOO  # noqa: E402
-from int8lab.config import DataOptions  # noqa: E402
-from int8lab.model.source import ModelOptions, load_model_source  # noqa: E402
+from int8lab.imageops import load_tensor  # noqa: E402
+from int8lab.model.source import load_model_source  # noqa: E402
 from int8lab.pipeline import quantize_job  # noqa: E402
 
 
@@ -26,9 +27,8 @@ def lite1_summary(tmp_path_factory):
     photos = tmp_path_factory.mktemp("photos")
     for path in sorted(SHARED_PHOTOS.iterdir()):
         shutil.copyfile(path, photos / path.name)
-    source = load_model_source(entry.weights(), ModelOptions(arch=entry.arch, input_size=entry.input_size))
-    opts = DataOptions(preset=entry.preset, input_size=entry.input_size, quiet=True)
-    return quantize_job(source, photos, tmp_path_factory.mktemp("lite1"), opts)
+    source = load_model_source(entry.weights(), entry.model_options())
+    return quantize_job(source, photos, tmp_path_factory.mktemp("lite1"), entry.data_options(quiet=True))
 
 
 @pytest.mark.slow
@@ -54,3 +54,25 @@ def test_real_photos_folder_is_divided_in_two(lite1_summary):
     parts = lite1_summary["data_parts"]
     assert parts["calibration_images"] + parts["held_out_images"] == len(list(SHARED_PHOTOS.iterdir()))
     assert lite1_summary["validation"]["num_images"] == parts["held_out_images"]
+
+
+def test_mobilenet_v2_state_dict_loads_into_its_arch_and_names_the_baboon():
+    entry = ZOO["mobilenet_v2"]
+    source = load_model_source(entry.weights(), entry.model_options())
+    spec = entry.data_options().spec(source.input).as_dict()
+    scores = source.predict(load_tensor(SHARED_PHOTOS / "baboon.jpg", spec)[None])
+    assert scores.argmax() == 372  # ImageNet's "baboon"
+
+
+def test_onnx_export_from_tensorflow_is_rebuilt_like_onnx_runtime_runs_it():
+    """open_nsfw: NHWC input, uneven "same" max pooling, opset 9, caffe-style BGR input."""
+    import torch
+
+    entry = ZOO["open_nsfw"]
+    source = load_model_source(entry.weights(), entry.model_options())
+    assert source.input.shape == (1, 224, 224, 3)
+    spec = entry.data_options().spec(source.input).as_dict()
+    batch = np.stack([load_tensor(path, spec) for path in sorted(SHARED_PHOTOS.iterdir())[:3]])
+    with torch.no_grad():
+        rebuilt = np.concatenate([source.module(torch.from_numpy(image[None])).numpy() for image in batch])
+    assert np.abs(rebuilt - source.predict(batch)).max() < 1e-4  # source.predict runs ONNX Runtime

@@ -80,6 +80,18 @@ def test_asymmetric_padding_pooling_and_clip_match_onnx_runtime(tmp_path):
     assert np.abs(rebuilt - source.predict(x)).max() < 1e-5
 
 
+@pytest.mark.parametrize("kind, count_include_pad", [("MaxPool", 0), ("AveragePool", 0), ("AveragePool", 1)])
+def test_uneven_pooling_pads_match_onnx_runtime(tmp_path, kind, count_include_pad):
+    """TF-style "same" pooling (tf2onnx exports, e.g. ResNet's stem): pads of 0 before, 1 after."""
+    extra = {"count_include_pad": count_include_pad} if kind == "AveragePool" else {}
+    nodes = [helper.make_node(kind, ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1], **extra)]
+    source = load_model_source(_graph_model(tmp_path, nodes))
+    x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)  # negatives too
+    rebuilt = rebuilt_outputs(source, x)
+    assert rebuilt.shape == (1, 3, 4, 4)
+    assert np.abs(rebuilt - source.predict(x)).max() < 1e-5
+
+
 DETECTOR_ONNX = ROOT / "examples" / "detect" / "yolo_tiny.onnx"
 
 

@@ -56,15 +56,36 @@ def _op_table():
     def pool(kind):
         def run(m, x, a):
             kernel, strides = tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"]))
-            padding = _pads(a.get("pads", [0] * 4))
-            if padding is None:
-                raise UsageError(f"{kind} with asymmetric pads is not supported")
+            pads = a.get("pads", [0] * 4)
+            padding = _pads(pads)
             ceil = bool(a.get("ceil_mode", 0))
+            include_pad = bool(a.get("count_include_pad", 0))
+            if padding is None:  # TF-style "same" pooling, exported as explicit uneven pads
+                return uneven_pool(x[0], kind, kernel, strides, pads, ceil, include_pad)
             if kind == "MaxPool":
                 return F.max_pool2d(x[0], kernel, strides, padding, ceil_mode=ceil)
-            return F.avg_pool2d(x[0], kernel, strides, padding, ceil_mode=ceil,
-                                count_include_pad=bool(a.get("count_include_pad", 0)))
+            return F.avg_pool2d(x[0], kernel, strides, padding, ceil_mode=ceil, count_include_pad=include_pad)
         return run
+
+    def uneven_pool(data, kind, kernel, strides, pads, ceil, include_pad):
+        """Pad first, then pool unpadded. A max pool pads with copies of the edge (always inside
+        the window, so exact, and no -inf for int8 calibration to meet); an average pool that
+        leaves padding out of the count is rescaled by a constant window-size map."""
+        if kind == "MaxPool":
+            return F.max_pool2d(edge_pad(data, pads), kernel, strides, 0, ceil_mode=ceil)
+        pooled = F.avg_pool2d(F.pad(data, _torch_pads(pads)), kernel, strides, 0, ceil_mode=ceil)
+        if include_pad:
+            return pooled
+        inside = F.avg_pool2d(F.pad(torch.ones((1, 1, *data.shape[2:])), _torch_pads(pads)), kernel, strides, 0,
+                              ceil_mode=ceil)
+        return pooled * (1.0 / inside)
+
+    def edge_pad(data, pads):
+        top, left, bottom, right = pads
+        rows = [data[:, :, :1]] * top + [data] + [data[:, :, -1:]] * bottom
+        data = torch.cat(rows, 2) if top or bottom else data
+        columns = [data[..., :1]] * left + [data] + [data[..., -1:]] * right
+        return torch.cat(columns, 3) if left or right else data
 
     def axes_of(m, x, a, position=1):
         if len(x) > position and x[position] is not None:
