@@ -116,6 +116,10 @@ def test_pytorch_state_dict_meets_the_targets_and_writes_onnx(tmp_path, torch_op
     assert v["top1_agreement"] >= 0.99 and v["accuracy_drop_points"] <= 1.0
     assert summary["conversion"]["backend"] == "litert-torch + ai-edge-quantizer"
     assert (tmp_path / "model.onnx").stat().st_size > 100_000
+    report = (tmp_path / "report.md").read_text()
+    assert "## Range and bias corrections" in report
+    assert "- input range from the preprocessing: [0, 1]" in report
+    assert "- bias correction of 6 layers, kept: relative output error on 25 calibration images" in report
 
 
 @pytest.mark.slow

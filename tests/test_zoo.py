@@ -43,6 +43,13 @@ def test_thousand_logits_keep_their_argmax_in_int16(lite1_summary):
 
 
 @pytest.mark.slow
+def test_bias_correction_lowers_the_real_models_error_on_its_ranking_images(lite1_summary):
+    bias = lite1_summary["conversion"]["range_corrections"]["bias_correction"]
+    assert bias["kept"] and bias["layers"] > 60 and bias["ranking_images"] == 4  # 19 calibration photos
+    assert bias["relative_error_after"] < 0.8 * bias["relative_error_before"]
+
+
+@pytest.mark.slow
 def test_real_model_input_scale_is_the_presets(lite1_summary):
     corrections = lite1_summary["conversion"]["range_corrections"]
     assert corrections["input_range"] == [-1.0, 1.0]

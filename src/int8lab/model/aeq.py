@@ -60,8 +60,14 @@ def quantize_tflite(content: bytes, mode: str, representative_dataset=None, esti
 
 
 class Calibrated:
-    """A float .tflite calibrated once, its ranges corrected (int8lab.model.ranges), ready to be
-    quantized, again with chosen ops left in float for ``--max-drop`` (no recalibration per step)."""
+    """A float .tflite calibrated once, its ranges corrected (int8lab.model.ranges) and its biases
+    (int8lab.model.bias_correction), ready to be quantized, again with chosen ops left in float
+    for ``--max-drop`` (no recalibration per step).
+
+    ``content`` is the float model, the reference (its dead channels floored, which leaves its
+    outputs as they were); ``quantizable`` is what gets quantized: the same, or with its biases
+    corrected where that measured better.
+    """
 
     def __init__(self, float_content: bytes, mode: str, representative_dataset, estimator: str = "minmax"):
         from ai_edge_quantizer.qtyping import TFLOperationName
@@ -74,13 +80,40 @@ class Calibrated:
         with _reasons(mode), _quiet():
             self.calibration = _quantizer(float_content, mode, estimator).calibrate(samples)
             self.content = ranges.floor_dead_channels(float_content, self.calibration, self.notes)
+            self.quantizable = self.content
             spec = getattr(representative_dataset, "spec", None)
             if spec is not None:
                 ranges.set_input_range(self.calibration, self.content, spec.value_range(), self.notes)
             if mode == "int8-float-io":  # the model's edges stay float: QUANTIZE in, DEQUANTIZE out
                 self.extra = [(".*", TFLOperationName.INPUT, None), (".*", TFLOperationName.OUTPUT, None)]
+            self._correct_biases(samples)
             if mode in ("int8", "int8-float-io"):
                 self._keep_logits_apart(ranges, samples)
+
+    def _correct_biases(self, samples) -> None:
+        """Biases less the mean shift of int8 weights, kept if the ranking images say it helps."""
+        from int8lab.model import bias_correction
+        from int8lab.runtime import LiteRTModel
+
+        batches = [array for sample in next(iter(samples.values())) for array in sample.values()]
+        mean_part, ranking = bias_correction.ranking_split(batches)
+        if not ranking:
+            self.notes.bias_correction = {"kept": False, "reason": "too few calibration images to rank it"}
+            return
+        plain = self.quantize()
+        corrected, layers = bias_correction.correct_biases(
+            self.content, plain, bias_correction.input_means(self.content, mean_part))
+        if not layers:
+            return
+        images = np.concatenate(ranking)
+        reference = LiteRTModel(self.content).predict(images)
+        before = bias_correction.relative_error(reference, LiteRTModel(plain).predict(images))
+        self.quantizable = corrected
+        after = bias_correction.relative_error(reference, LiteRTModel(self.quantize()).predict(images))
+        if after >= before:
+            self.quantizable = self.content
+        self.notes.bias_correction = {"kept": after < before, "layers": layers, "ranking_images": len(images),
+                                      "relative_error_before": before, "relative_error_after": after}
 
     def _keep_logits_apart(self, ranges, samples) -> None:
         """int16 for the op writing a classifier's logits when int8 would tie them."""
@@ -121,7 +154,7 @@ class Calibrated:
         from ai_edge_quantizer.qtyping import TFLOperationName
 
         with _reasons(self.mode), _quiet():
-            qt = _quantizer(self.content, self.mode, self.estimator)
+            qt = _quantizer(self.quantizable, self.mode, self.estimator)
             for regex, operation, config in self.extra:  # config None: leave it float
                 if config is None:
                     qt.update_quantization_recipe(regex=regex, operation_name=operation,

@@ -38,6 +38,7 @@ class RangeNotes:
     calibrated_input_range: list[float] | None = None
     int16_output: dict | None = None
     floored_bias_channels: int = 0
+    bias_correction: dict | None = None  # int8lab.model.bias_correction
 
     def as_dict(self) -> dict:
         return asdict(self)
