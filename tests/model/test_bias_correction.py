@@ -42,10 +42,29 @@ def test_correction_lowers_the_error_on_images_it_never_saw(fashion_torch):
     assert notes["relative_error_after"] < notes["relative_error_before"]
     reference = LiteRTModel(calibrated.content).predict(images)
     corrected = LiteRTModel(calibrated.quantize()).predict(images)
-    calibrated.quantizable = calibrated.content  # the same calibration, biases as trained
-    plain = LiteRTModel(calibrated.quantize()).predict(images)
+    corrected_content, calibrated.quantizable = calibrated.quantizable, calibrated.content
+    plain = LiteRTModel(calibrated.quantize()).predict(images)  # the same calibration, biases as trained
+    calibrated.quantizable = corrected_content
     assert (bias_correction.relative_error(reference, corrected)
             < 0.9 * bias_correction.relative_error(reference, plain))
+
+
+def test_a_layer_left_in_float_keeps_its_trained_bias(fashion_torch):
+    """--max-drop leaves layers in float: the correction was for their int8 weights, not theirs."""
+    calibrated, _ = fashion_torch
+    tfl, model, graph, layers = bias_correction._layers(calibrated.content)
+    first = layers[0][1]
+    output = tfl.get_tensor_name(graph.tensors[first.outputs[0]])
+    trained = tfl.get_tensor_data(graph.tensors[first.inputs[2]], model.buffers)
+
+    def bias_of(content: bytes):
+        tfl, model, graph, layers = bias_correction._layers(content)
+        op = next(op for _, op in layers if tfl.get_tensor_name(graph.tensors[op.outputs[0]]) == output)
+        return tfl.get_tensor_data(graph.tensors[op.inputs[2]], model.buffers)
+
+    assert bias_of(calibrated.quantize([output])).dtype == np.float32  # the layer is float
+    assert np.array_equal(bias_of(calibrated.quantize([output])), trained)
+    assert not np.array_equal(bias_of(calibrated.quantizable), trained)  # corrected when int8
 
 
 def test_too_few_calibration_images_leave_the_biases_alone(torch_options, fashion_dir):

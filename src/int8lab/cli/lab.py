@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from int8lab.cli.model import ARCH, BACKEND, ESTIMATOR, IO_LAYOUT
+from int8lab.cli.model import ARCH, BACKEND, BIAS_CORRECTION, ESTIMATOR, IO_LAYOUT
 from int8lab.cli.options import data_options
 from int8lab.config import DataOptions
 from int8lab.report.console import table_console
@@ -70,6 +70,7 @@ def experiment_command(
     io_layout: str = IO_LAYOUT,
     backend: str = BACKEND,
     range_estimator: str = ESTIMATOR,
+    bias_correction: bool = BIAS_CORRECTION,
     *,
     opts: DataOptions,
 ):
@@ -85,7 +86,7 @@ def experiment_command(
     from int8lab.model.source import ModelOptions
 
     model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend, range_estimator,
-                                 opts.trust_pickle)
+                                 opts.trust_pickle, bias_correction)
     results = run_experiment(model, data, output, opts, config, read_labels_file(labels) if labels else None,
                              model_options)
     files = write_report(results, output)

@@ -30,15 +30,18 @@ BACKEND = typer.Option("converter", "--backend", help="Keras/SavedModel: convert
 ONNX = typer.Option(False, "--onnx", help="PyTorch models: also write the full-precision model.onnx.")
 ESTIMATOR = typer.Option("minmax", "--range-estimator", help="ai-edge-quantizer paths: minmax, or octav "
                                                              "(clipping-optimal weight ranges).")
+BIAS_CORRECTION = typer.Option(True, "--bias-correction/--no-bias-correction",
+                               help="ai-edge-quantizer paths: take the mean shift of int8 weights out of each "
+                                    "bias, where the calibration images left out of it show a lower error.")
 
 
 def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backend="converter",
-                range_estimator="minmax"):
+                range_estimator="minmax", bias_correction=True):
     """The user's model with what the flags say about it (size and channels help PyTorch)."""
     from int8lab.model.source import ModelOptions, load_model_source
 
     return load_model_source(model, ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend,
-                                                 range_estimator, opts.trust_pickle))
+                                                 range_estimator, opts.trust_pickle, bias_correction))
 
 
 def register(app: typer.Typer) -> None:
@@ -63,13 +66,14 @@ def convert_command(
     backend: str = BACKEND,
     onnx: bool = ONNX,
     range_estimator: str = ESTIMATOR,
+    bias_correction: bool = BIAS_CORRECTION,
     *,
     opts: DataOptions,
 ):
     """Convert a float model to .tflite in one mode; verify and describe what came out."""
     from int8lab.pipeline import convert_job, export_onnx
 
-    source = load_source(model, opts, arch, io_layout, backend, range_estimator)
+    source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
     result = convert_job(source, data, output, opts, quantize, labels, allow_double_normalisation)
     if onnx:
         typer.echo(f"wrote {export_onnx(source, output.with_name('model.onnx'))}")
@@ -136,13 +140,14 @@ def quantize_command(
     max_drop: float = typer.Option(None, "--max-drop", help="Accuracy budget in points (top-1 agreement "
                                    "without labels): keep the worst layers in float until it holds."),
     range_estimator: str = ESTIMATOR,
+    bias_correction: bool = BIAS_CORRECTION,
     *,
     opts: DataOptions,
 ):
     """The main job: int8 model, validated on held-out images, with size, latency and a report."""
     from int8lab.pipeline import quantize_job
 
-    source = load_source(model, opts, arch, io_layout, backend, range_estimator)
+    source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
     summary = quantize_job(source, data, output, opts, labels, eval_split,
                            allow_double_normalisation, threads, onnx, max_drop)
     if as_json:
@@ -185,6 +190,7 @@ def diagnose_command(
     io_layout: str = IO_LAYOUT,
     backend: str = BACKEND,
     range_estimator: str = ESTIMATOR,
+    bias_correction: bool = BIAS_CORRECTION,
     *,
     opts: DataOptions,
 ):
@@ -192,7 +198,8 @@ def diagnose_command(
     from int8lab.diagnose import short_name
     from int8lab.pipeline import diagnose_job
 
-    rows = diagnose_job(load_source(model, opts, arch, io_layout, backend, range_estimator), data, output, opts)
+    source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
+    rows = diagnose_job(source, data, output, opts)
     flagged = [r for r in rows if r.flagged]
     typer.echo(f"{len(rows)} quantized tensors, {len(flagged)} flagged (RMSE/scale): worst")
     for r in rows[:5]:

@@ -38,10 +38,11 @@ def _recipe(mode: str, estimator: str):
 
 
 def quantize_tflite(content: bytes, mode: str, representative_dataset=None, estimator: str = "minmax",
-                    notes: dict | None = None) -> bytes:
+                    notes: dict | None = None, bias_correction: bool = True) -> bytes:
     """Quantize a float .tflite; calibrated modes take int8lab's ``[batch]`` batches.
     ``estimator`` picks the range algorithm (min/max, or OCTAV's clipping for weights); what the
-    range corrections changed (see int8lab.model.ranges) is written into ``notes``."""
+    range and bias corrections changed (int8lab.model.ranges, int8lab.model.bias_correction) is
+    written into ``notes``."""
     if mode not in AEQ_MODES:
         raise UsageError(f"mode {mode} is not available for a .tflite source (ai-edge-quantizer "
                          f"offers {', '.join(AEQ_MODES)}); convert from the Keras/SavedModel model")
@@ -53,7 +54,7 @@ def quantize_tflite(content: bytes, mode: str, representative_dataset=None, esti
             return bytes(qt.quantize(None, enable_progress_report=False).quantized_model)
     if representative_dataset is None:
         raise UsageError(f"mode {mode} needs calibration data (--data)")
-    calibrated = Calibrated(content, mode, representative_dataset, estimator)
+    calibrated = Calibrated(content, mode, representative_dataset, estimator, bias_correction)
     if notes is not None:
         notes.update(calibrated.notes.as_dict())
     return calibrated.quantize()
@@ -69,12 +70,13 @@ class Calibrated:
     corrected where that measured better.
     """
 
-    def __init__(self, float_content: bytes, mode: str, representative_dataset, estimator: str = "minmax"):
+    def __init__(self, float_content: bytes, mode: str, representative_dataset, estimator: str = "minmax",
+                 bias_correction: bool = True):
         from ai_edge_quantizer.qtyping import TFLOperationName
 
         from int8lab.model import ranges
 
-        self.mode, self.estimator, self.extra = mode, estimator, []
+        self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
         self.notes = ranges.RangeNotes()
         samples = _calibration_samples(float_content, representative_dataset)
         with _reasons(mode), _quiet():
@@ -86,7 +88,10 @@ class Calibrated:
                 ranges.set_input_range(self.calibration, self.content, spec.value_range(), self.notes)
             if mode == "int8-float-io":  # the model's edges stay float: QUANTIZE in, DEQUANTIZE out
                 self.extra = [(".*", TFLOperationName.INPUT, None), (".*", TFLOperationName.OUTPUT, None)]
-            self._correct_biases(samples)
+            if bias_correction:
+                self._correct_biases(samples)
+            else:
+                self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
                 self._keep_logits_apart(ranges, samples)
 
@@ -101,8 +106,8 @@ class Calibrated:
             self.notes.bias_correction = {"kept": False, "reason": "too few calibration images to rank it"}
             return
         plain = self.quantize()
-        corrected, layers = bias_correction.correct_biases(
-            self.content, plain, bias_correction.input_means(self.content, mean_part))
+        means = bias_correction.input_means(self.content, mean_part)
+        corrected, layers = bias_correction.correct_biases(self.content, plain, means)
         if not layers:
             return
         images = np.concatenate(ranking)
@@ -110,7 +115,10 @@ class Calibrated:
         before = bias_correction.relative_error(reference, LiteRTModel(plain).predict(images))
         self.quantizable = corrected
         after = bias_correction.relative_error(reference, LiteRTModel(self.quantize()).predict(images))
-        if after >= before:
+        if after < before:  # layers --max-drop leaves in float get their own biases back
+            self._recorrect = lambda keep_float: bias_correction.correct_biases(
+                self.content, plain, means, frozenset(keep_float))[0]
+        else:
             self.quantizable = self.content
         self.notes.bias_correction = {"kept": after < before, "layers": layers, "ranking_images": len(images),
                                       "relative_error_before": before, "relative_error_after": after}
@@ -153,8 +161,9 @@ class Calibrated:
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.qtyping import TFLOperationName
 
+        content = self._recorrect(float_tensors) if float_tensors and self._recorrect else self.quantizable
         with _reasons(self.mode), _quiet():
-            qt = _quantizer(self.quantizable, self.mode, self.estimator)
+            qt = _quantizer(content, self.mode, self.estimator)
             for regex, operation, config in self.extra:  # config None: leave it float
                 if config is None:
                     qt.update_quantization_recipe(regex=regex, operation_name=operation,

@@ -83,10 +83,12 @@ def _shift(kind: str, weight_error: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return weight_error @ mean  # FULLY_CONNECTED [out, in]
 
 
-def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[str, np.ndarray]) -> tuple[bytes, int]:
+def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[str, np.ndarray],
+                   keep_float: frozenset[str] = frozenset()) -> tuple[bytes, int]:
     """The float model with each layer's bias less the output shift its int8 weights (as in
-    ``quantized_content``) give; and how many layers were corrected. Layers left in float, or
-    sharing their bias tensor with another layer, are left alone."""
+    ``quantized_content``) give; and how many layers were corrected. Layers left in float (in
+    ``quantized_content``, or named by their output in ``keep_float``), or sharing their bias
+    tensor with another layer, are left alone."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -101,7 +103,8 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
         buffer_users[tensor.buffer] = buffer_users.get(tensor.buffer, 0) + 1
     corrected = 0
     for kind, op in layers:
-        qop = quantized.get(tfl.get_tensor_name(graph.tensors[op.outputs[0]]))
+        output = tfl.get_tensor_name(graph.tensors[op.outputs[0]])
+        qop = None if output in keep_float else quantized.get(output)
         mean = means.get(tfl.get_tensor_name(graph.tensors[op.inputs[0]]))
         if qop is None or mean is None or tensor_users[op.inputs[2]] > 1:
             continue

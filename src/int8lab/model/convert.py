@@ -49,7 +49,8 @@ def convert(source, mode: str, representative_dataset=None, notes: dict | None =
         keras_like = source.kind in ("keras", "saved_model")
         float_model = tf_convert(source, "none") if keras_like else source.content
         return quantize_tflite(float_model, mode, representative_dataset,
-                               getattr(source, "range_estimator", "minmax"), notes)
+                               getattr(source, "range_estimator", "minmax"), notes,
+                               getattr(source, "bias_correction", True))
     return tf_convert(source, mode, representative_dataset)
 
 

@@ -42,6 +42,7 @@ class ModelOptions:
     backend: str = "converter"  # Keras/SavedModel: TF converter, or "aeq" (ai-edge-quantizer)
     range_estimator: str = "minmax"  # ai-edge-quantizer: minmax, or octav (clipping-optimal weights)
     trust_pickle: bool = False  # PyTorch: unpickle arbitrary objects (can run code), not only tensors
+    bias_correction: bool = True  # ai-edge-quantizer: int8lab.model.bias_correction, where it measures better
 
 
 class KerasSource:
@@ -160,6 +161,7 @@ def load_model_source(path, options: ModelOptions | None = None):
         raise UsageError(f"--range-estimator must be one of {tuple(RANGE_ESTIMATORS)}, got {options.range_estimator!r}")
     source = _open_source(Path(path), options)
     source.range_estimator = options.range_estimator
+    source.bias_correction = options.bias_correction
     return source
 
 
