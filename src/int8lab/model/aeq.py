@@ -109,6 +109,7 @@ class Calibrated:
         means = bias_correction.input_means(self.content, mean_part)
         corrected, layers = bias_correction.correct_biases(self.content, plain, means)
         if not layers:
+            self.notes.bias_correction = {"kept": False, "reason": "no layer with int8 weights and a bias"}
             return
         images = np.concatenate(ranking)
         reference = LiteRTModel(self.content).predict(images)
