@@ -89,7 +89,8 @@ def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
         output = "int16 logits" if corrections.get("int16_output") else "int8 logits"
         bias = corrections.get("bias_correction") or {}
         biases = f"biases corrected in {bias['layers']} layers" if bias.get("kept") else "biases as trained"
-        rows.append((f"int8lab {variant} ({output}, {biases})", scores(reference, quantized),
+        kernels = "fully integer" if converted.info.fully_integer else "FLOAT KERNELS"
+        rows.append((f"int8lab {variant} ({kernels}, {output}, {biases})", scores(reference, quantized),
                      time.perf_counter() - start))
     for method in ORT_METHODS:
         start = time.perf_counter()
