@@ -77,13 +77,14 @@ def test_quantize_takes_a_pytorch_state_dict_with_arch(tmp_path, fashion_dir):
     assert summary["validation"]["top1_agreement"] >= 0.99 and (tmp_path / "model.onnx").is_file()
 
 
-def test_no_bias_correction_flag_reaches_the_quantizer_and_the_sidecar(tmp_path, fashion_dir):
+def test_no_bias_correction_flag_reaches_the_quantizer_the_terminal_and_the_sidecar(tmp_path, fashion_dir):
     from conftest import TORCH_ARCH, TORCH_MODEL
 
-    out = tmp_path / "m.tflite"
-    int8lab("convert", TORCH_MODEL, "--arch", TORCH_ARCH, "--input-size", 28, 28, "--data", fashion_dir,
-            "-o", out, "--preset", "unit", "--num-samples", 20, "-q", "--no-bias-correction")
-    sidecar = json.loads(out.with_name("m.tflite.json").read_text())
+    result = int8lab("quantize", TORCH_MODEL, "--arch", TORCH_ARCH, "--input-size", 28, 28, "--data", fashion_dir,
+                     "-o", tmp_path, "--preset", "unit", "--num-samples", 20, "-q", "--no-bias-correction")
+    assert "correction: input range from the preprocessing: [0, 1]" in result.stdout
+    assert "correction: no bias correction: --no-bias-correction" in result.stdout
+    sidecar = json.loads((tmp_path / "model_int8.tflite.json").read_text())
     assert sidecar["range_corrections"]["bias_correction"] == {"kept": False, "reason": "--no-bias-correction"}
 
 

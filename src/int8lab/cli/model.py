@@ -160,6 +160,10 @@ def quantize_command(
     for warning in summary["warnings"]:
         err.print(f"[yellow]warning[/yellow] {escape(warning)}")
     _print_detection(summary["conversion"].get("preprocessing_detection"))
+    from int8lab.report.markdown import correction_lines
+
+    for line in correction_lines(summary["conversion"].get("range_corrections") or {}):
+        typer.echo(f"correction: {line}")
     _print_validation(summary["validation"])
     sizes, latency = summary["sizes"], summary["latency"]
     typer.echo(f"size: fp32 {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB -> int8 "

@@ -72,30 +72,36 @@ def validation_report(summary: dict) -> str:
 
 
 def corrections_section(c: dict) -> list[str]:
+    """The report's section of ``correction_lines``; none when nothing was changed."""
+    lines = correction_lines(c)
+    return ["", "## Range and bias corrections", "", *(f"- {line}" for line in lines)] if lines else []
+
+
+def correction_lines(c: dict) -> list[str]:
     """What int8lab changed before ai-edge-quantizer quantized (int8lab.model.ranges and
-    int8lab.model.bias_correction), and what each change measured."""
-    lines = ["", "## Range and bias corrections", ""]
+    int8lab.model.bias_correction), and what each change measured, a sentence each."""
+    lines = []
     if c.get("input_range"):
         calibrated = c.get("calibrated_input_range")
-        lines.append(f"- input range from the preprocessing: [{c['input_range'][0]:.4g}, {c['input_range'][1]:.4g}]"
+        lines.append(f"input range from the preprocessing: [{c['input_range'][0]:.4g}, {c['input_range'][1]:.4g}]"
                      + (f" (the calibration images alone gave [{calibrated[0]:.4g}, {calibrated[1]:.4g}])"
                         if calibrated else ""))
     logits = c.get("int16_output")
     if logits:
-        lines.append(f"- logits in int16 ({', '.join(logits['ops'])}, {logits['classes']} classes): int8 would tie "
+        lines.append(f"logits in int16 ({', '.join(logits['ops'])}, {logits['classes']} classes): int8 would tie "
                      f"{_pct(logits['int8_tie_rate'])} of the calibration images, "
                      f"{_pct(logits['unseen_tie_rate'])} on a range calibrated without them")
     if c.get("floored_bias_channels"):
-        lines.append(f"- {c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
+        lines.append(f"{c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
     bias = c.get("bias_correction")
     if bias and "layers" in bias:
         verdict = "kept" if bias["kept"] else "not kept (it did not lower the error)"
-        lines.append(f"- bias correction of {bias['layers']} layers, {verdict}: relative output error on "
+        lines.append(f"bias correction of {bias['layers']} layers, {verdict}: relative output error on "
                      f"{bias['ranking_images']} calibration images left out of it "
                      f"{bias['relative_error_before']:.3g} -> {bias['relative_error_after']:.3g}")
     elif bias:
-        lines.append(f"- no bias correction: {bias['reason']}")
-    return lines if len(lines) > 3 else []
+        lines.append(f"no bias correction: {bias['reason']}")
+    return lines
 
 
 def recovery_section(r: dict, summary: dict) -> list[str]:
