@@ -88,15 +88,17 @@ class Calibrated:
                 ranges.set_input_range(self.calibration, self.content, spec.value_range(), self.notes)
             if mode == "int8-float-io":  # the model's edges stay float: QUANTIZE in, DEQUANTIZE out
                 self.extra = [(".*", TFLOperationName.INPUT, None), (".*", TFLOperationName.OUTPUT, None)]
+            full_int8 = None
             if bias_correction:
-                self._correct_biases(samples)
+                full_int8 = self._correct_biases(samples)
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
-                self._keep_logits_apart(ranges, samples)
+                self._keep_logits_apart(ranges, samples, full_int8)
 
-    def _correct_biases(self, samples) -> None:
-        """Biases less the mean shift of int8 weights, kept if the ranking images say it helps."""
+    def _correct_biases(self, samples) -> bytes | None:
+        """Biases less the mean shift of int8 weights, kept if the ranking images say it helps;
+        the quantized model as it now stands, when it was built on the way (None otherwise)."""
         from int8lab.model import bias_correction
         from int8lab.runtime import LiteRTModel
 
@@ -104,28 +106,32 @@ class Calibrated:
         mean_part, ranking = bias_correction.ranking_split(batches)
         if not ranking:
             self.notes.bias_correction = {"kept": False, "reason": "too few calibration images to rank it"}
-            return
+            return None
         plain = self.quantize()
         means = bias_correction.input_means(self.content, mean_part)
         corrected, layers = bias_correction.correct_biases(self.content, plain, means)
         if not layers:
             self.notes.bias_correction = {"kept": False, "reason": "no layer with int8 weights and a bias"}
-            return
+            return plain
         images = np.concatenate(ranking)
         reference = LiteRTModel(self.content).predict(images)
         before = bias_correction.relative_error(reference, LiteRTModel(plain).predict(images))
         self.quantizable = corrected
-        after = bias_correction.relative_error(reference, LiteRTModel(self.quantize()).predict(images))
-        if after < before:  # layers --max-drop leaves in float get their own biases back
-            self._recorrect = lambda keep_float: bias_correction.correct_biases(
-                self.content, plain, means, frozenset(keep_float))[0]
-        else:
-            self.quantizable = self.content
+        candidate = self.quantize()
+        after = bias_correction.relative_error(reference, LiteRTModel(candidate).predict(images))
         self.notes.bias_correction = {"kept": after < before, "layers": layers, "ranking_images": len(images),
                                       "relative_error_before": before, "relative_error_after": after}
+        if after >= before:
+            self.quantizable = self.content
+            return plain
+        # Layers --max-drop leaves in float get their own biases back.
+        self._recorrect = lambda keep_float: bias_correction.correct_biases(
+            self.content, plain, means, frozenset(keep_float))[0]
+        return candidate
 
-    def _keep_logits_apart(self, ranges, samples) -> None:
-        """int16 for the op writing a classifier's logits when int8 would tie them."""
+    def _keep_logits_apart(self, ranges, samples, full_int8: bytes | None = None) -> None:
+        """int16 for the op writing a classifier's logits when int8 would tie them; ``full_int8``
+        is the model quantized as things stand, when already built."""
         from ai_edge_quantizer.qtyping import TFLOperationName
 
         from int8lab.runtime import LiteRTModel
@@ -136,7 +142,7 @@ class Calibrated:
         output_name = chain[0][2]
         batch = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
         reference = LiteRTModel(self.content).predict(batch).reshape(len(batch), -1)
-        quantized = LiteRTModel(self.quantize()).predict(batch).reshape(len(batch), -1)
+        quantized = LiteRTModel(full_int8 or self.quantize()).predict(batch).reshape(len(batch), -1)
         step = ranges.int8_step(self.calibration[output_name])
         risk = ranges.tie_risk(reference, quantized, step)
         risk["classes"] = reference.shape[1]

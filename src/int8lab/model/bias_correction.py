@@ -19,7 +19,6 @@ import numpy as np
 
 RANKING_EVERY = 4  # every 4th calibration image ranks, the others give E[x]
 MIN_RANKING = 2
-_WEIGHT_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}
 
 
 def ranking_split(batches: list) -> tuple[list, list]:
@@ -33,7 +32,7 @@ def ranking_split(batches: list) -> tuple[list, list]:
 
 def _layers(content: bytes):
     """(model objects, [(kind, op)] of the layers with weights and a bias)."""
-    from int8lab.model.ranges import _graph, _op_name
+    from int8lab.model.ranges import _WEIGHT_AXIS, _graph, _op_name
 
     tfl, model, graph = _graph(content)
     layers = [(kind, op) for op in graph.operators
