@@ -1,4 +1,4 @@
-"""Validation memory at any dataset size: `int8lab validate` on 2,000 and on 20,000 images.
+"""Memory at any dataset size: `int8lab validate` and `int8lab experiment` on 2,000 and 20,000 images.
 
     .venv/bin/python bench/bench_scale.py [--sizes 2000,20000]
 
@@ -7,7 +7,9 @@ here. The images: hard links of the 500 held-out test images of examples/fashion
 into class folders. Each run is `int8lab validate` in its own process; its peak RSS comes from
 the kernel (getrusage of the child). The baseline, in the same way and at the same sizes, is the
 held-in-RAM evaluation int8lab had before streaming (every preprocessed tensor stacked first:
-`load_eval_set` + `predict_all`).
+`load_eval_set` + `predict_all`). The experiment is a small sweep (fp32, fp16, dynamic, int16x8,
+int8 on 10 images, int8 on one class) scored on the same test images, calibrated on the example's
+300 validation images; its cache is read back batch by batch.
 """
 
 from __future__ import annotations
@@ -41,12 +43,17 @@ predict_all(LiteRTModel(Path(sys.argv[2])), eval_set.tensors, "quantized", False
 
 
 def make_folder(root: Path, count: int) -> Path:
-    """DIR/test/<class>/ with ``count`` hard links of the example's test images."""
+    """DIR/test/<class>/ with ``count`` hard links of the example's test images, and DIR/val/
+    with the example's validation images (the experiment calibrates on them)."""
     per_class = [sorted(folder.glob("*.png")) for folder in sorted(TEST.iterdir())]
     sources = [path for row in zip(*per_class) for path in row]  # every class in any prefix
     for k in range(count):
         source = sources[k % len(sources)]
         target = root / "test" / source.parent.name / f"{k:06d}_{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    for source in sorted((TEST.parent / "val").rglob("*.png")):
+        target = root / "val" / source.parent.name / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)
     return root
@@ -73,7 +80,7 @@ def main() -> None:
         quantized = tmp / "model_int8.tflite"
         subprocess.run([*int8lab, "convert", MODEL, "--data", ROOT / "examples" / "fashion" / "data", "--preset",
                         "tf", "-o", quantized, "-q"], check=True, stdout=subprocess.DEVNULL)
-        rows = []
+        rows, experiments = [], []
         for size in sizes:
             data = make_folder(tmp / f"data_{size}", size)
             start = time.perf_counter()
@@ -83,6 +90,10 @@ def main() -> None:
             assert figures["num_images"] == size, figures["num_images"]
             held = peak_rss([sys.executable, "-c", HELD_IN_RAM, str(MODEL), str(quantized), str(data)])
             rows.append((size, streaming, held, figures["top1_agreement"], time.perf_counter() - start))
+            lab = tmp / f"lab_{size}"
+            sweep = peak_rss([*int8lab, "experiment", MODEL, "--data", data, "--preset", "tf", "-o", lab,
+                              "--calib-sizes", "10", "--repeats", "1", "--strategies", "random", "-q"])
+            experiments.append((size, sweep, len(list((lab / "variants").iterdir()))))
     print(f"`int8lab validate` of {MODEL.name} (48x48x3) and its int8 .tflite; peak RSS of each run")
     print("| images | streaming: peak RSS MB | images/s | held in RAM (before): peak RSS MB | images/s | "
           "top-1 agreement |")
@@ -94,6 +105,14 @@ def main() -> None:
         (first, (rss0, _), (held0, _), _, _), (last, (rss1, _), (held1, _), _, _) = rows[0], rows[-1]
         print(f"\nfrom {first:,} to {last:,} images peak RSS grows by {rss1 - rss0:.0f} MB streaming "
               f"(held in RAM: {held1 - held0:.0f} MB)")
+    print(f"\n`int8lab experiment` of {MODEL.name}, calibrated on 300 images, every variant scored on the test images")
+    print("| images | variants | peak RSS MB | minutes |")
+    print("|---|---|---|---|")
+    for size, (rss, seconds), variants in experiments:
+        print(f"| {size:,} | {variants} | {rss:.0f} | {seconds / 60:.1f} |")
+    if len(experiments) > 1:
+        print(f"\nfrom {experiments[0][0]:,} to {experiments[-1][0]:,} images the experiment's peak RSS grows by "
+              f"{experiments[-1][1][0] - experiments[0][1][0]:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The quantization lab: many conversions of one model, compared on the same held-out images.
 
-A run decodes every calibration and validation image once (cached under ``OUT/cache``), then
+A run decodes every calibration and validation image once (cached under ``OUT/cache`` as .npy
+files, read back batch by batch, so memory does not grow with the number of images), then
 builds, evaluates and saves each variant under ``OUT/variants/NAME``. A variant whose
 ``metrics.json`` exists is not redone, so an interrupted sweep resumes where it stopped.
 """
@@ -23,6 +24,7 @@ from int8lab.data.discovery import DatasetIndex, discover, plan_parts
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
+from int8lab.data.tensor_store import RowReader, row_writer
 from int8lab.errors import UsageError
 from int8lab.model.aeq import QuantizerError
 from int8lab.model.convert import CALIBRATED_MODES, INT8_ACTIVATION_MODES, MODES, ConversionError, available_modes
@@ -73,7 +75,7 @@ class CalibrationPool:
     """Every valid calibration image, decoded once; draws follow the generator's seeded orders."""
 
     index: DatasetIndex
-    tensors: np.ndarray  # one row per valid source, in source order
+    tensors: RowReader  # one row per valid source, on disk
     rows: dict[int, int]  # source index -> row of ``tensors``
 
     def draw(self, strategy: str, seed: int, size: int, only_class: str | None = None) -> list[int]:
@@ -87,7 +89,7 @@ class Calibration:
     """A drawn calibration set, usable as ``converter.representative_dataset``; it carries what
     the model's sidecar records (index, selected, seed, strategy)."""
 
-    pool_tensors: np.ndarray
+    pool_tensors: RowReader
     rows: list[int]
     index: DatasetIndex
     selected: list[int]
@@ -168,17 +170,17 @@ def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
     if not (cache / "cache.json").is_file():
         _fill_cache(cache, source, spec, data_dir, opts, config, labels)
     meta = json.loads((cache / "cache.json").read_text())
-    pool = CalibrationPool(index, np.load(cache / "calibration.npy"),
+    pool = CalibrationPool(index, RowReader(cache / "calibration.npy"),
                            {i: row for row, i in enumerate(meta["pool_sources"])})
     labels_file = cache / "eval_labels.npy"
-    eval_set = EvalSet(np.load(cache / "eval.npy"), np.load(labels_file) if labels_file.is_file() else None,
+    eval_set = EvalSet(RowReader(cache / "eval.npy"), np.load(labels_file) if labels_file.is_file() else None,
                        meta["class_names"], meta["eval_files"],
                        [SkippedSource(**s) for s in meta["eval_skipped"]])
     from int8lab.pipeline import resolve_task
 
     task, int8_source, _ = resolve_task(source, pool.tensors[:1], spec, opts, "int8",
                                         list(labels or meta["class_names"] or dataset_names(data_dir)))
-    return Prepared(source, int8_source, task, spec, pool, eval_set, np.load(cache / "native_outputs.npy"))
+    return Prepared(source, int8_source, task, spec, pool, eval_set, RowReader(cache / "native_outputs.npy"))
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class Prepared:
     spec: PreprocessSpec
     pool: "CalibrationPool"
     eval_set: EvalSet
-    native: np.ndarray
+    native: RowReader  # the float model's outputs, one row per evaluation image
 
     def source_for(self, mode: str):
         return self.int8_source if mode in INT8_ACTIVATION_MODES else self.source
@@ -205,46 +207,50 @@ class Prepared:
 
 def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts: DataOptions,
                 config: ExperimentConfig, labels: list[str] | None) -> None:
-    from int8lab.validate import load_eval_set, predict_all
+    """Decode both splits and run the float model once, streaming each to its .npy file;
+    ``cache.json``, written last, marks the cache complete."""
+    from int8lab.validate import EVAL_BATCH, store_eval_set
 
     progress = not opts.quiet
     generator = RepresentativeDataGenerator(data_dir, opts.dataset_type, num_samples=None,
                                             split=config.calibration_split, spec=spec,
                                             progress=progress, workers=opts.workers)
-    samples = sorted(generator.generate_samples(), key=lambda pair: pair[0])
-    eval_set = load_eval_set(data_dir, spec, config.eval_split, labels, opts.dataset_type, progress)
-    if set(eval_set.files) & {generator.index.describe(i) for i, _ in samples}:
+    pool_sources = []
+    with row_writer(cache / "calibration.npy") as write:
+        for i, tensor in generator.generate_samples():
+            pool_sources.append(i)
+            write(tensor[np.newaxis])
+    eval_set = store_eval_set(cache / "eval.npy", data_dir, spec, config.eval_split, labels, opts.dataset_type,
+                              progress)
+    if set(eval_set.files) & {generator.index.describe(i) for i in pool_sources}:
         raise UsageError("the calibration and evaluation splits share images; give distinct splits")
-    native = predict_all(source, eval_set.tensors, "native model", progress, flatten=False)
-    arrays = {"calibration.npy": np.stack([t for _, t in samples]), "eval.npy": eval_set.tensors,
-              "native_outputs.npy": native}
+    batches = eval_set.tensors.batches(EVAL_BATCH)
+    with row_writer(cache / "native_outputs.npy") as write:
+        for batch in track(batches, -(-len(eval_set.tensors) // EVAL_BATCH), "native model", progress):
+            write(source.predict(batch))
     if eval_set.labels is not None:
-        arrays["eval_labels.npy"] = eval_set.labels
-    for name, array in arrays.items():
-        with atomic_write(cache / name) as handle:
-            np.save(handle, array)
+        with atomic_write(cache / "eval_labels.npy") as handle:
+            np.save(handle, eval_set.labels)
     write_text_atomic(cache / "cache.json", json.dumps({
-        "pool_sources": [i for i, _ in samples], "class_names": list(eval_set.class_names),
+        "pool_sources": pool_sources, "class_names": list(eval_set.class_names),
         "eval_files": list(eval_set.files), "eval_skipped": [e.as_dict() for e in eval_set.skipped],
         "calibration_skipped": [e.as_dict() for e in generator.errors]}, indent=2) + "\n")
 
 
 def evaluate_variant(variant: Variant, content: bytes, prepared: Prepared, out_dir: Path) -> dict:
     """Metrics of one built variant against the native model's outputs and the labels, as the
-    task scores them."""
+    task scores them, streamed batch by batch over the cached evaluation images."""
     from int8lab.model.tflite_info import inspect_tflite
     from int8lab.runtime import LiteRTModel
     from int8lab.tasks import get_task
-    from int8lab.validate import predict_all
 
-    outputs = predict_all(LiteRTModel(content), prepared.eval_set.tensors, variant.name, False, flatten=False)
     info = inspect_tflite(content)
     metrics = {"variant": asdict(variant), "group": variant.group, "size_bytes": len(content),
                "parameters": info.parameter_count, "fully_integer": info.fully_integer,
                "input_dtype": info.inputs[0].dtype}
     task = prepared.task_for(variant.mode)
-    metrics.update(get_task(task["name"]).experiment_metrics(prepared.native, outputs, prepared.eval_set, task,
-                                                             prepared.spec, out_dir, variant.name))
+    metrics.update(get_task(task["name"]).experiment_metrics(prepared.native, LiteRTModel(content), prepared.eval_set,
+                                                             task, prepared.spec, out_dir, variant.name))
     return metrics
 
 
@@ -373,11 +379,13 @@ def native_metrics(prepared: Prepared, runs: int) -> dict:
 
     from int8lab.benchmark import summarise
     from int8lab.tasks import get_task
+    from int8lab.validate import Replay
 
     source, eval_set, native, task = prepared.source, prepared.eval_set, prepared.native, prepared.task_for("none")
     row = {"variant": {"name": "native", "mode": "native"}, "group": "native", "source_kind": source.kind,
            "size_bytes": _size_on_disk(source.path), "parameters": _native_parameters(source),
-           **get_task(task["name"]).experiment_metrics(native, native, eval_set, task, prepared.spec, None, "native")}
+           **get_task(task["name"]).experiment_metrics(native, Replay(native), eval_set, task, prepared.spec, None,
+                                                       "native")}
     sample = eval_set.tensors[:1]
     for _ in range(3):
         source.predict(sample)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from int8lab.report.markdown import validation_report
 from int8lab.progress import progress_enabled, track
 from int8lab.runtime import LiteRTModel
 from int8lab.tasks import task_of_results
-from int8lab.validate import load_eval_set, load_reference, read_labels_file
+from int8lab.validate import load_reference, read_labels_file, store_eval_set
 
 
 class NotFullyIntegerError(Int8labError):
@@ -264,10 +265,12 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     from int8lab.diagnose import recover_accuracy
 
     split = opts.split or _calibration_split(data_dir)
-    ranking = load_eval_set(data_dir, spec, split, labels, opts.dataset_type, not opts.quiet)
     calibration = opts.generator(data_dir, spec, split=split)
-    recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet, converted.metadata["task"],
-                                spec, converted.source)
+    with tempfile.TemporaryDirectory(prefix="int8lab-ranking-") as scratch:  # the whole split: on disk
+        ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, split, labels, opts.dataset_type,
+                                 not opts.quiet)
+        recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet,
+                                    converted.metadata["task"], spec, converted.source)
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
                        recovery.method)
     if not recovery.needed:

@@ -10,6 +10,7 @@ import numpy as np
 from int8lab.data.discovery import UNLABELLED
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
+from int8lab.data.tensor_store import RowReader, row_writer
 from int8lab.errors import DatasetError, UsageError
 from int8lab.model.source import load_model_source
 from int8lab.preprocess import PreprocessSpec
@@ -20,7 +21,7 @@ EVAL_BATCH = 64
 
 @dataclass(frozen=True)
 class EvalSet:
-    tensors: np.ndarray
+    tensors: np.ndarray | RowReader  # in file order; a RowReader when stored on disk
     labels: np.ndarray | None  # None when the images carry no class folders
     class_names: list[str]
     files: list[str]
@@ -37,14 +38,40 @@ def read_labels_file(path: str | Path) -> list[str]:
 def load_eval_set(data_dir, spec: PreprocessSpec, split: str | None = "test",
                   labels: list[str] | None = None, dataset_type: str = "auto",
                   progress: bool | None = None) -> EvalSet:
-    """Every valid image of the split, preprocessed exactly like calibration, in file order."""
+    """Every valid image of the split, preprocessed exactly like calibration, in file order,
+    held in memory (for sets of calibration size; see ``store_eval_set`` for any size)."""
+    generator = _eval_generator(data_dir, spec, split, dataset_type, progress)
+    rows, tensors = [], []
+    for i, tensor in generator.generate_samples():
+        rows.append(i)
+        tensors.append(tensor)
+    return _eval_set(generator, np.stack(tensors), rows, labels)
+
+
+def store_eval_set(path: str | Path, data_dir, spec: PreprocessSpec, split: str | None = "test",
+                   labels: list[str] | None = None, dataset_type: str = "auto",
+                   progress: bool | None = None) -> EvalSet:
+    """``load_eval_set``'s images written to ``path`` (.npy) as they are decoded; its tensors are
+    read back from there batch by batch, so memory does not grow with the number of images."""
+    generator = _eval_generator(data_dir, spec, split, dataset_type, progress)
+    rows = []
+    with row_writer(path) as write:
+        for i, tensor in generator.generate_samples():
+            rows.append(i)
+            write(tensor[np.newaxis])
+    return _eval_set(generator, RowReader(path), rows, labels)
+
+
+def _eval_generator(data_dir, spec, split, dataset_type, progress) -> RepresentativeDataGenerator:
     generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split,
                                             spec=spec, progress=progress,
                                             progress_label="validation images")
-    samples = sorted(generator.generate_samples(), key=lambda pair: pair[0])
+    generator.order.sort()  # every source, in file order
+    return generator
+
+
+def _eval_set(generator, tensors, rows: list[int], labels: list[str] | None) -> EvalSet:
     index = generator.index
-    rows = [i for i, _ in samples]
-    tensors = np.stack([t for _, t in samples])
     class_names, label_of = class_labels(index, labels)
     return EvalSet(tensors, None if label_of is None else label_of[rows], class_names,
                    [index.describe(i) for i in rows], list(generator.errors))
@@ -68,11 +95,38 @@ def load_reference(path: str | Path):
     return load_model_source(path)
 
 
+def predict_batches(model, tensors, description: str = "", progress: bool | None = False):
+    """``model``'s outputs for ``tensors`` (an array or a RowReader), one batch at a time."""
+    batches = range(0, len(tensors), EVAL_BATCH)
+    for start in track(batches, len(batches), description, progress_enabled(progress)):
+        yield model.predict(tensors[start:start + EVAL_BATCH])
+
+
 def predict_all(model, tensors: np.ndarray, description: str, progress: bool | None = None,
                 flatten: bool = True) -> np.ndarray:
     """Outputs for every tensor, batch by batch: one row of scores each, or (``flatten=False``)
     each output in its own shape (a detector's [channels, anchors])."""
-    batches = range(0, len(tensors), EVAL_BATCH)
-    outputs = np.concatenate([model.predict(tensors[i:i + EVAL_BATCH])
-                              for i in track(batches, len(batches), description, progress_enabled(progress))])
+    outputs = np.concatenate(list(predict_batches(model, tensors, description, progress)))
     return outputs.reshape(len(tensors), -1) if flatten else outputs
+
+
+class Replay:
+    """Outputs computed before (an array or a RowReader), handed out batch by batch in order,
+    as a model would: the lab scores every variant against the float model's stored outputs."""
+
+    def __init__(self, outputs):
+        self.outputs, self.position = outputs, 0
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        start, self.position = self.position, self.position + len(batch)
+        return self.outputs[start:self.position]
+
+
+def eval_batches(eval_set: EvalSet, reference, model):
+    """``(labels or None, reference outputs, model outputs)`` for each batch of ``eval_set``:
+    one batch in memory at a time."""
+    tensors = eval_set.tensors
+    for start in range(0, len(tensors), EVAL_BATCH):
+        batch = tensors[start:start + EVAL_BATCH]
+        labels = None if eval_set.labels is None else eval_set.labels[start:start + EVAL_BATCH]
+        yield labels, reference.predict(batch), model.predict(batch)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from int8lab.data.loader import chunked
-from int8lab.evaluate import ClassificationAccumulator, agreement_metrics, labelled_metrics
+from int8lab.evaluate import ClassificationAccumulator, agreement_from_sums, matrix_metrics
 from int8lab.report.plots import confusion_matrix_png
-from int8lab.validate import EVAL_BATCH, class_labels, predict_all
+from int8lab.validate import EVAL_BATCH, Replay, class_labels, eval_batches, predict_batches
 
 name = "classify"
 # The lab's columns (key, header), its headline metric (with labels, and without), and the metric
@@ -25,19 +25,25 @@ RECOVERY_METRICS = (("accuracy_quantized", "accuracy"), ("top1_agreement", "top-
 
 def drop_function(source, ranking, task: dict, spec, progress=None):
     """(metric words, drop_of(content) in points) for ``--max-drop`` on the ranking set: accuracy
-    lost against the float model when labelled, else top-1 disagreement with it."""
+    lost against the float model when labelled, else top-1 disagreement with it. Only each
+    image's top-1 class is kept, and the images are read batch by batch."""
     from int8lab.runtime import LiteRTModel
 
-    reference = predict_all(source, ranking.tensors, "ranking set (float)", progress)
+    reference = _top1(source, ranking.tensors, "ranking set (float)", progress)
     labelled = ranking.labels is not None
 
     def drop_of(content: bytes) -> float:
-        out = LiteRTModel(content).predict(ranking.tensors).reshape(len(ranking.tensors), -1)
+        top1 = _top1(LiteRTModel(content), ranking.tensors)
         if labelled:
-            return 100 * float(np.mean(reference.argmax(1) == ranking.labels) - np.mean(out.argmax(1) == ranking.labels))
-        return 100 * float(1 - np.mean(out.argmax(1) == reference.argmax(1)))
+            return 100 * float(np.mean(reference == ranking.labels) - np.mean(top1 == ranking.labels))
+        return 100 * float(1 - np.mean(top1 == reference))
 
     return ("accuracy" if labelled else "top-1 agreement"), drop_of
+
+
+def _top1(model, tensors, description: str = "", progress=False) -> np.ndarray:
+    return np.concatenate([out.reshape(len(out), -1).argmax(axis=1)
+                           for out in predict_batches(model, tensors, description, progress)])
 
 
 @dataclass
@@ -145,15 +151,17 @@ def console_lines(v: dict) -> list[str]:
     return lines
 
 
-def experiment_metrics(native: np.ndarray, outputs: np.ndarray, eval_set, task: dict, spec, out_dir: Path | None,
-                       title: str) -> dict:
-    """One lab variant's figures (and its confusion PNG in ``out_dir``) from cached outputs."""
-    native, outputs = native.reshape(len(native), -1), outputs.reshape(len(outputs), -1)
-    metrics = agreement_metrics(native, outputs)
-    if eval_set.labels is not None:
-        labelled = labelled_metrics(eval_set.labels, outputs, eval_set.class_names)
+def experiment_metrics(native, model, eval_set, task: dict, spec, out_dir: Path | None, title: str) -> dict:
+    """One lab variant's figures (and its confusion PNG in ``out_dir``): ``model`` on the
+    evaluation images, batch by batch, against the float model's stored outputs ``native``."""
+    accumulator = ClassificationAccumulator(eval_set.class_names, eval_set.labels is not None)
+    for labels, reference, outputs in eval_batches(eval_set, Replay(native), model):
+        accumulator.update(reference, outputs, labels)
+    metrics = agreement_from_sums(accumulator.sums)
+    if accumulator.labelled:
+        matrix = accumulator.confusion["quantized"]
+        labelled = matrix_metrics(matrix, eval_set.class_names)
         metrics.update({k: labelled[k] for k in ("accuracy", "precision_macro", "recall_macro", "g_mean")})
         if out_dir is not None:
-            confusion_matrix_png(np.array(labelled["confusion_matrix"]), eval_set.class_names, title,
-                                 out_dir / "confusion.png")
+            confusion_matrix_png(matrix, eval_set.class_names, title, out_dir / "confusion.png")
     return metrics

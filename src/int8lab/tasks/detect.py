@@ -8,6 +8,7 @@ objectness score after the box, multiplied into the class scores).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,12 +16,13 @@ import numpy as np
 import yaml
 
 from int8lab.data.loader import chunked
+from int8lab.data.tensor_store import RowReader, row_writer
 from int8lab.errors import UsageError
 from int8lab.imageops import upright_size
 from int8lab.tasks import boxes as box_ops
 from int8lab.tasks.boxes import box_iou, to_original, xywh_to_xyxy
 from int8lab.tasks.detection_metrics import DetectionAccumulator
-from int8lab.validate import EVAL_BATCH
+from int8lab.validate import EVAL_BATCH, Replay, predict_batches
 
 CONFIDENCE = 0.25  # the operating point: detections an app would show
 MAP_CONFIDENCE = 0.001  # mAP integrates over all scores, as Ultralytics' val does
@@ -241,37 +243,32 @@ RECOVERY_METRICS = (("map50", "mAP50 (labels)"), ("map50_vs_reference", "mAP50 v
 
 def drop_function(source, ranking, task: dict, spec, progress=None):
     """(metric words, drop_of(content) in points) for ``--max-drop``: 100 x (1 - mAP50 of the
-    candidate against the float model's own detections) on the ranking set."""
+    candidate against the float model's own detections) on the ranking set. The float model's
+    raw outputs (large: channels x anchors an image) wait on disk, in a directory that lives as
+    long as ``drop_of``."""
     from int8lab.runtime import LiteRTModel
-    from int8lab.validate import predict_all
 
-    reference = predict_all(source, ranking.tensors, "ranking set (float)", progress, flatten=False)
+    scratch = tempfile.TemporaryDirectory(prefix="int8lab-ranking-")
+    path = Path(scratch.name) / "float_outputs.npy"
+    with row_writer(path) as write:
+        for outputs in predict_batches(source, ranking.tensors, "ranking set (float)", progress):
+            write(outputs)
+    reference = RowReader(path)
 
     def drop_of(content: bytes) -> float:
         """Every candidate comes from the model the int8 modes convert: the task's layout holds."""
-        outputs = LiteRTModel(content).predict(ranking.tensors)
-        return 100 * (1 - experiment_metrics(reference, outputs, ranking, task, spec, None, "")["map50_vs_reference"])
+        return 100 * (1 - experiment_metrics(reference, LiteRTModel(content), ranking, task, spec, None, "")
+                      ["map50_vs_reference"])
 
+    drop_of.scratch = scratch  # the directory is removed when drop_of is
     return "mAP50 against the float model", drop_of
 
 
-class Replay:
-    """Outputs computed before, handed out batch by batch in order, as a model would."""
-
-    def __init__(self, outputs: np.ndarray):
-        self.outputs, self.position = outputs, 0
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        start, self.position = self.position, self.position + len(batch)
-        return self.outputs[start:self.position]
-
-
-def experiment_metrics(native: np.ndarray, outputs: np.ndarray, eval_set, task: dict, spec, out_dir,
-                       title: str) -> dict:
-    """One lab variant's figures from cached outputs: the same streaming evaluation as validate."""
+def experiment_metrics(native, model, eval_set, task: dict, spec, out_dir, title: str) -> dict:
+    """One lab variant's figures: ``model`` on the evaluation images against the float model's
+    stored outputs ``native``, in the same streaming evaluation as validate."""
     layout = DetectionLayout.from_dict(task["layout"])
-    samples = enumerate(eval_set.tensors)
-    results = evaluate(Replay(native), Replay(outputs), samples, list(eval_set.files), spec.as_dict(),
+    results = evaluate(Replay(native), model, enumerate(eval_set.tensors), list(eval_set.files), spec.as_dict(),
                        layout.with_boxes("pixels"), layout, labelled_split(list(eval_set.files)))
     return {key: results[key] for key in ("map50", "map50_95", "map50_reference", "map50_vs_reference",
                                           "map50_95_vs_reference", "detections_kept", "mean_box_error_px")}
