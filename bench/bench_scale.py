@@ -4,12 +4,14 @@
 
 The model: examples/fashion/mobilenetv3.keras (48x48x3, [-1, 1]) and its int8 .tflite, built
 here. The images: hard links of the 500 held-out test images of examples/fashion/data, repeated
-into class folders. Each run is `int8lab validate` in its own process; its peak RSS comes from
-the kernel (getrusage of the child). The baseline, in the same way and at the same sizes, is the
-held-in-RAM evaluation int8lab had before streaming (every preprocessed tensor stacked first:
-`load_eval_set` + `predict_all`). The experiment is a small sweep (fp32, fp16, dynamic, int16x8,
-int8 on 10 images, int8 on one class) scored on the same test images, calibrated on the example's
-300 validation images; its cache is read back batch by batch.
+into class folders, beside the example's 300 validation images. Each run is an int8lab command in
+its own process; its peak RSS comes from the kernel (getrusage of the child).
+
+- `validate`, against a baseline run in the same way at the same sizes: the held-in-RAM
+  evaluation int8lab had before streaming (every preprocessed tensor stacked, then every output).
+- `experiment`, a small sweep (fp32, fp16, dynamic, int16x8, int8 on 10 images, int8 on one
+  class) calibrated on the validation images and scored on the test images; its cache of tensors
+  and float outputs is written to disk and read back batch by batch.
 """
 
 from __future__ import annotations
@@ -30,15 +32,17 @@ TEST = ROOT / "examples" / "fashion" / "data" / "test"
 HELD_IN_RAM = """
 import sys
 from pathlib import Path
+import numpy as np
 from int8lab.config import DataOptions
+from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.model.source import load_model_source
 from int8lab.runtime import LiteRTModel
-from int8lab.validate import load_eval_set, predict_all
 source = load_model_source(sys.argv[1])
 spec = DataOptions(preset="tf").spec(source.input)
-eval_set = load_eval_set(sys.argv[3], spec, "test", progress=False)
-predict_all(source, eval_set.tensors, "reference", False)
-predict_all(LiteRTModel(Path(sys.argv[2])), eval_set.tensors, "quantized", False)
+generator = RepresentativeDataGenerator(sys.argv[3], num_samples=None, split="test", spec=spec, progress=False)
+tensors = np.stack([tensor for _, tensor in generator.generate_samples()])
+for model in (source, LiteRTModel(Path(sys.argv[2]))):
+    np.concatenate([model.predict(tensors[i:i + 64]) for i in range(0, len(tensors), 64)])
 """
 
 

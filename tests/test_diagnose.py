@@ -162,12 +162,14 @@ def test_fallback_on_the_aeq_path_stops_once_the_drop_holds(torch_requantizer):
     assert result.met and result.float_tensors == [ranked[0].tensor] and len(result.steps) == 2
 
 
-def test_recover_accuracy_takes_pytorch_models_and_ranks_side_by_side(torch_requantizer, fashion_dir, fashion_opts):
+def test_recover_accuracy_takes_pytorch_models_and_ranks_side_by_side(torch_requantizer, fashion_dir, fashion_opts,
+                                                                       tmp_path):
     from int8lab.diagnose import END_TO_END
-    from int8lab.validate import load_eval_set
+    from int8lab.validate import store_eval_set
 
     source, calibration, _ = torch_requantizer
-    ranking = load_eval_set(fashion_dir, fashion_opts.spec(source.input), "val", None, "auto", False)
+    ranking = store_eval_set(tmp_path / "ranking.npy", fashion_dir, fashion_opts.spec(source.input), "val", None,
+                             "auto", False)
     recovery = recover_accuracy(source, calibration, ranking, budget=100.0)
     assert not recovery.needed and recovery.method == END_TO_END and recovery.float_tensors == []
     assert {"CONV_2D", "FULLY_CONNECTED"} <= {r.op for r in recovery.ranked}

@@ -96,6 +96,26 @@ def test_single_class_calibration_draws_that_class_only(lab):
     assert meta["calibration"]["count"] == 20 and meta["calibration"]["strategy"] == "single-class"
 
 
+@pytest.mark.slow
+def test_the_cache_is_plain_npy_files_of_one_row_per_image(lab):
+    """Written row by row, they load whole in numpy too: what a user inspects after a run."""
+    cache = lab[0] / "cache"
+    meta = json.loads((cache / "cache.json").read_text())
+    calibration, images = np.load(cache / "calibration.npy"), np.load(cache / "eval.npy")
+    native = np.load(cache / "native_outputs.npy")
+    assert len(calibration) == len(meta["pool_sources"]) and len(images) == len(meta["eval_files"]) == len(native)
+    assert calibration.shape[1:] == images.shape[1:] and native.shape[1:] == (10,)
+    assert calibration.dtype == images.dtype == np.float32
+
+
+def test_a_shared_cache_dir_is_made_again_for_other_settings(tmp_path, fashion_model, fashion_dir, fashion_opts):
+    shared = replace(SMALL, cache_dir=str(tmp_path / "shared"))
+    unit = prepare(fashion_model, fashion_dir, tmp_path / "a", fashion_opts, shared).eval_set.tensors[0:8]
+    assert not (tmp_path / "a" / "cache").exists() and (tmp_path / "shared" / "eval.npy").is_file()
+    tf = prepare(fashion_model, fashion_dir, tmp_path / "b", replace(fashion_opts, preset="tf"), shared)
+    assert np.allclose(tf.eval_set.tensors[0:8], unit * 2 - 1, atol=1e-6)  # [0, 1] -> [-1, 1]
+
+
 def test_pool_draws_what_the_generator_draws(tmp_path, fashion_model, fashion_dir, fashion_opts):
     from int8lab.data.generator import RepresentativeDataGenerator
 

@@ -68,6 +68,7 @@ class ExperimentConfig:
     latency_runs: int = 50
     strategies: tuple[str, ...] = ("random", "stratified", "diverse")
     ray_address: str | None = None  # build the variants as Ray tasks: an address, "auto" or "local"
+    cache_dir: str | None = None  # decoded images and float outputs (default OUT/cache)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def fingerprint(model_path: Path, spec: PreprocessSpec, opts: DataOptions, confi
 
     settings = {"model": sha256_of(model_path), "spec": spec.as_dict(), "data": str(Path(data_dir).resolve()),
                 "seed": opts.seed, "dataset_type": opts.dataset_type, "config": asdict(config)}
-    for how_it_runs in ("workers", "ray_address"):  # not what the results depend on
+    for how_it_runs in ("workers", "ray_address", "cache_dir"):  # not what the results depend on
         settings["config"].pop(how_it_runs)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
@@ -151,7 +152,8 @@ def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
             config: ExperimentConfig, labels: list[str] | None = None,
             model_options: ModelOptions | None = None):
     """Checks, then the calibration pool, evaluation set and native outputs: decoded and run
-    once, kept in ``OUT/cache`` for worker processes and resumed runs."""
+    once, kept in ``OUT/cache`` (or ``config.cache_dir``) for worker processes and resumed runs.
+    A cache made with other settings (a shared ``cache_dir``) is made again."""
     source = load_model_source(model_path, model_options)
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec)
@@ -165,11 +167,12 @@ def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
     write_text_atomic(saved, json.dumps({"fingerprint": stamp, "model": str(model_path),
                                          "data": str(data_dir), "spec": spec.as_dict(),
                                          "config": asdict(config), "seed": opts.seed}, indent=2) + "\n")
-    cache = out_dir / "cache"
+    cache = Path(config.cache_dir) if config.cache_dir else out_dir / "cache"
     index = discover(data_dir, opts.dataset_type, config.calibration_split)
-    if not (cache / "cache.json").is_file():
-        _fill_cache(cache, source, spec, data_dir, opts, config, labels)
-    meta = json.loads((cache / "cache.json").read_text())
+    meta_file = cache / "cache.json"
+    if not meta_file.is_file() or json.loads(meta_file.read_text()).get("fingerprint") != stamp:
+        _fill_cache(cache, source, spec, data_dir, opts, config, labels, stamp)
+    meta = json.loads(meta_file.read_text())
     pool = CalibrationPool(index, RowReader(cache / "calibration.npy"),
                            {i: row for row, i in enumerate(meta["pool_sources"])})
     labels_file = cache / "eval_labels.npy"
@@ -206,10 +209,10 @@ class Prepared:
 
 
 def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts: DataOptions,
-                config: ExperimentConfig, labels: list[str] | None) -> None:
+                config: ExperimentConfig, labels: list[str] | None, stamp: str) -> None:
     """Decode both splits and run the float model once, streaming each to its .npy file;
     ``cache.json``, written last, marks the cache complete."""
-    from int8lab.validate import EVAL_BATCH, store_eval_set
+    from int8lab.validate import predict_batches, store_eval_set
 
     progress = not opts.quiet
     generator = RepresentativeDataGenerator(data_dir, opts.dataset_type, num_samples=None,
@@ -224,15 +227,14 @@ def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts:
                               progress)
     if set(eval_set.files) & {generator.index.describe(i) for i in pool_sources}:
         raise UsageError("the calibration and evaluation splits share images; give distinct splits")
-    batches = eval_set.tensors.batches(EVAL_BATCH)
     with row_writer(cache / "native_outputs.npy") as write:
-        for batch in track(batches, -(-len(eval_set.tensors) // EVAL_BATCH), "native model", progress):
-            write(source.predict(batch))
+        for outputs in predict_batches(source, eval_set.tensors, "native model", progress):
+            write(outputs)
     if eval_set.labels is not None:
         with atomic_write(cache / "eval_labels.npy") as handle:
             np.save(handle, eval_set.labels)
     write_text_atomic(cache / "cache.json", json.dumps({
-        "pool_sources": pool_sources, "class_names": list(eval_set.class_names),
+        "fingerprint": stamp, "pool_sources": pool_sources, "class_names": list(eval_set.class_names),
         "eval_files": list(eval_set.files), "eval_skipped": [e.as_dict() for e in eval_set.skipped],
         "calibration_skipped": [e.as_dict() for e in generator.errors]}, indent=2) + "\n")
 

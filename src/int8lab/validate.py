@@ -21,7 +21,7 @@ EVAL_BATCH = 64
 
 @dataclass(frozen=True)
 class EvalSet:
-    tensors: np.ndarray | RowReader  # in file order; a RowReader when stored on disk
+    tensors: RowReader  # in file order, on disk
     labels: np.ndarray | None  # None when the images carry no class folders
     class_names: list[str]
     files: list[str]
@@ -35,45 +35,24 @@ def read_labels_file(path: str | Path) -> list[str]:
     return names
 
 
-def load_eval_set(data_dir, spec: PreprocessSpec, split: str | None = "test",
-                  labels: list[str] | None = None, dataset_type: str = "auto",
-                  progress: bool | None = None) -> EvalSet:
-    """Every valid image of the split, preprocessed exactly like calibration, in file order,
-    held in memory (for sets of calibration size; see ``store_eval_set`` for any size)."""
-    generator = _eval_generator(data_dir, spec, split, dataset_type, progress)
-    rows, tensors = [], []
-    for i, tensor in generator.generate_samples():
-        rows.append(i)
-        tensors.append(tensor)
-    return _eval_set(generator, np.stack(tensors), rows, labels)
-
-
 def store_eval_set(path: str | Path, data_dir, spec: PreprocessSpec, split: str | None = "test",
                    labels: list[str] | None = None, dataset_type: str = "auto",
                    progress: bool | None = None) -> EvalSet:
-    """``load_eval_set``'s images written to ``path`` (.npy) as they are decoded; its tensors are
-    read back from there batch by batch, so memory does not grow with the number of images."""
-    generator = _eval_generator(data_dir, spec, split, dataset_type, progress)
+    """Every valid image of the split, preprocessed exactly like calibration, in file order,
+    written to ``path`` (.npy) as it is decoded; the EvalSet reads them back from there batch by
+    batch, so memory does not grow with the number of images."""
+    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split,
+                                            spec=spec, progress=progress,
+                                            progress_label="validation images")
+    generator.order.sort()  # every source, in file order
     rows = []
     with row_writer(path) as write:
         for i, tensor in generator.generate_samples():
             rows.append(i)
             write(tensor[np.newaxis])
-    return _eval_set(generator, RowReader(path), rows, labels)
-
-
-def _eval_generator(data_dir, spec, split, dataset_type, progress) -> RepresentativeDataGenerator:
-    generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split,
-                                            spec=spec, progress=progress,
-                                            progress_label="validation images")
-    generator.order.sort()  # every source, in file order
-    return generator
-
-
-def _eval_set(generator, tensors, rows: list[int], labels: list[str] | None) -> EvalSet:
     index = generator.index
     class_names, label_of = class_labels(index, labels)
-    return EvalSet(tensors, None if label_of is None else label_of[rows], class_names,
+    return EvalSet(RowReader(path), None if label_of is None else label_of[rows], class_names,
                    [index.describe(i) for i in rows], list(generator.errors))
 
 
@@ -100,14 +79,6 @@ def predict_batches(model, tensors, description: str = "", progress: bool | None
     batches = range(0, len(tensors), EVAL_BATCH)
     for start in track(batches, len(batches), description, progress_enabled(progress)):
         yield model.predict(tensors[start:start + EVAL_BATCH])
-
-
-def predict_all(model, tensors: np.ndarray, description: str, progress: bool | None = None,
-                flatten: bool = True) -> np.ndarray:
-    """Outputs for every tensor, batch by batch: one row of scores each, or (``flatten=False``)
-    each output in its own shape (a detector's [channels, anchors])."""
-    outputs = np.concatenate(list(predict_batches(model, tensors, description, progress)))
-    return outputs.reshape(len(tensors), -1) if flatten else outputs
 
 
 class Replay:

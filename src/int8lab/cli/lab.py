@@ -65,6 +65,8 @@ def experiment_command(
                                      help="Processes that build and evaluate variants in parallel."),
     ray_address: str = typer.Option(None, "--ray-address", help="Build and evaluate each variant as a Ray task: "
                                     "local (start Ray here), auto, or a cluster address (the ray extra)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Where the decoded images and the float model's "
+                                   "outputs are kept, on disk (default OUTPUT/cache); Ray workers must read it."),
     labels: Path = typer.Option(None, "--labels", help="Class names, one a line, in index order."),
     arch: str = ARCH,
     io_layout: str = IO_LAYOUT,
@@ -82,7 +84,7 @@ def experiment_command(
 
     config = ExperimentConfig(calib_sizes, repeats, imbalanced_class, calibration_split, eval_split,
                               eval_workers, strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
-                              ray_address=ray_address)
+                              ray_address=ray_address, cache_dir=str(cache_dir) if cache_dir else None)
     from int8lab.model.source import ModelOptions
 
     model_options = ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend, range_estimator,
