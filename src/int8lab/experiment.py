@@ -24,7 +24,7 @@ from int8lab.data.discovery import DatasetIndex, discover, plan_parts
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
 from int8lab.data.sampling import sampling_order
-from int8lab.data.tensor_store import RowReader, row_writer
+from int8lab.data.tensor_store import RowReader, row_writer, store_samples
 from int8lab.errors import UsageError
 from int8lab.model.aeq import QuantizerError
 from int8lab.model.convert import CALIBRATED_MODES, INT8_ACTIVATION_MODES, MODES, ConversionError, available_modes
@@ -218,11 +218,7 @@ def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts:
     generator = RepresentativeDataGenerator(data_dir, opts.dataset_type, num_samples=None,
                                             split=config.calibration_split, spec=spec,
                                             progress=progress, workers=opts.workers)
-    pool_sources = []
-    with row_writer(cache / "calibration.npy") as write:
-        for i, tensor in generator.generate_samples():
-            pool_sources.append(i)
-            write(tensor[np.newaxis])
+    pool_sources = store_samples(cache / "calibration.npy", generator.generate_samples())
     eval_set = store_eval_set(cache / "eval.npy", data_dir, spec, config.eval_split, labels, opts.dataset_type,
                               progress)
     if set(eval_set.files) & {generator.index.describe(i) for i in pool_sources}:

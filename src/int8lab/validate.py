@@ -10,7 +10,7 @@ import numpy as np
 from int8lab.data.discovery import UNLABELLED
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.data.loader import SkippedSource
-from int8lab.data.tensor_store import RowReader, row_writer
+from int8lab.data.tensor_store import RowReader, store_samples
 from int8lab.errors import DatasetError, UsageError
 from int8lab.model.source import load_model_source
 from int8lab.preprocess import PreprocessSpec
@@ -45,11 +45,7 @@ def store_eval_set(path: str | Path, data_dir, spec: PreprocessSpec, split: str 
                                             spec=spec, progress=progress,
                                             progress_label="validation images")
     generator.order.sort()  # every source, in file order
-    rows = []
-    with row_writer(path) as write:
-        for i, tensor in generator.generate_samples():
-            rows.append(i)
-            write(tensor[np.newaxis])
+    rows = store_samples(path, generator.generate_samples())
     index = generator.index
     class_names, label_of = class_labels(index, labels)
     return EvalSet(RowReader(path), None if label_of is None else label_of[rows], class_names,

@@ -23,10 +23,12 @@ _MAX_COUNT = 10**18  # the widest row count the reserved header must hold
 def _header(shape: tuple[int, ...], dtype: np.dtype, size: int | None = None) -> bytes:
     """An .npy 1.0 header for ``shape``, padded to ``size`` bytes (default: room for any count
     of rows, a multiple of 64), so the final count can be written in place at the end."""
-    text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    def describe(shape):
+        return repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+
+    text = describe(shape)
     if size is None:
-        widest = len(repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                           "shape": (_MAX_COUNT, *shape[1:])}))
+        widest = len(describe((_MAX_COUNT, *shape[1:])))
         size = -(-(len(_MAGIC) + 2 + widest + 1) // 64) * 64
     length = size - len(_MAGIC) - 2
     return _MAGIC + length.to_bytes(2, "little") + text.ljust(length - 1).encode("latin1") + b"\n"
@@ -58,6 +60,16 @@ def row_writer(path: str | Path, dtype=np.float32):
         handle.seek(0)
         handle.write(_header((count, *row_shape), dtype, reserved))
         handle.seek(0, 2)
+
+
+def store_samples(path: str | Path, samples) -> list[int]:
+    """The tensors of ``(index, tensor)`` pairs as the rows of ``path``; the indices, in order."""
+    indices = []
+    with row_writer(path) as write:
+        for i, tensor in samples:
+            indices.append(i)
+            write(tensor[np.newaxis])
+    return indices
 
 
 class RowReader:

@@ -8,7 +8,6 @@ objectness score after the box, multiplied into the class scores).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -244,12 +243,10 @@ RECOVERY_METRICS = (("map50", "mAP50 (labels)"), ("map50_vs_reference", "mAP50 v
 def drop_function(source, ranking, task: dict, spec, progress=None):
     """(metric words, drop_of(content) in points) for ``--max-drop``: 100 x (1 - mAP50 of the
     candidate against the float model's own detections) on the ranking set. The float model's
-    raw outputs (large: channels x anchors an image) wait on disk, in a directory that lives as
-    long as ``drop_of``."""
+    raw outputs (large: channels x anchors an image) wait on disk beside the ranking images."""
     from int8lab.runtime import LiteRTModel
 
-    scratch = tempfile.TemporaryDirectory(prefix="int8lab-ranking-")
-    path = Path(scratch.name) / "float_outputs.npy"
+    path = ranking.tensors.path.with_name(f"{ranking.tensors.path.stem}_float_outputs.npy")
     with row_writer(path) as write:
         for outputs in predict_batches(source, ranking.tensors, "ranking set (float)", progress):
             write(outputs)
@@ -260,7 +257,6 @@ def drop_function(source, ranking, task: dict, spec, progress=None):
         return 100 * (1 - experiment_metrics(reference, LiteRTModel(content), ranking, task, spec, None, "")
                       ["map50_vs_reference"])
 
-    drop_of.scratch = scratch  # the directory is removed when drop_of is
     return "mAP50 against the float model", drop_of
 
 
