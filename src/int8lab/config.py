@@ -43,6 +43,7 @@ class DataOptions:
     quiet: bool = False
     task: str = "auto"
     normalise_boxes: bool = True
+    head_precision: str = "auto"
     trust_pickle: bool = False
     target: str = "litert"
     metadata: bool = True

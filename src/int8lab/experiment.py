@@ -257,6 +257,7 @@ def build_variant(variant: Variant, prepared: Prepared, out_dir: Path, labels: l
     from int8lab.model.convert import convert
     from int8lab.model.tflite_info import inspect_tflite
     from int8lab.pipeline import model_metadata, write_model
+    from int8lab.tasks.detect import head_scorer
 
     pool = prepared.pool
     calibration = None
@@ -268,7 +269,7 @@ def build_variant(variant: Variant, prepared: Prepared, out_dir: Path, labels: l
     out_dir.mkdir(parents=True, exist_ok=True)
     source = prepared.source_for(variant.mode)
     try:
-        content = convert(source, variant.mode, calibration)
+        content = convert(source, variant.mode, calibration, None, head_scorer(prepared.task_for(variant.mode)))
     except (ConversionError, QuantizerError) as exc:
         # One mode the model cannot take (int16x8 of hard-swish, say) is a result, not a crash.
         failure = {"variant": asdict(variant), "group": variant.group, "error": str(exc)}

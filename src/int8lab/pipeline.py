@@ -91,10 +91,12 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     task, converted_source, task_findings = resolve_task(source, first, spec, opts, mode, labels)
     warnings += task_findings
     range_notes = {}
-    content = convert(converted_source, mode, generator, range_notes)
+    content = convert(converted_source, mode, generator, range_notes, head_score(task, opts))
     info = inspect_tflite(content)
-    if mode in FULLY_INTEGER_MODES and not info.fully_integer:
-        raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {info.float_ops}")
+    planned = set((range_notes.get("detector_head") or {}).get("float_tensors") or ())
+    unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
+    if mode in FULLY_INTEGER_MODES and unplanned:
+        raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")
     warnings += check_interface(mode, info)
     if generator is not None:
         warnings += check_calibration_size(len(generator.selected))
@@ -107,6 +109,16 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     if opts.metadata and not metadata["tflite_metadata"]["written"]:
         warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
     return ConvertResult(output, info, metadata, warnings, converted_source)
+
+
+def head_score(task: dict, opts: DataOptions):
+    """How a detector's precision choices are ranked (int8lab.tasks.detect), or None: not a
+    detector, or ``--head-precision int8``."""
+    from int8lab.tasks.detect import head_scorer
+
+    if opts.head_precision not in ("auto", "int8"):
+        raise UsageError(f"--head-precision must be auto or int8, got {opts.head_precision!r}")
+    return head_scorer(task) if opts.head_precision == "auto" else None
 
 
 BOX_SCORE_RATIO = 8.0  # boxes this many times wider in range than the scores crush them in one int8 scale

@@ -41,6 +41,9 @@ _HELP = {
     "task": ("--task", "auto (from the float model's output shape) | classify | detect."),
     "normalise_boxes": ("--normalise-boxes/--keep-box-units", "Detectors: divide the boxes by the input size "
                         "before the final concat, so one int8 scale does not crush the scores."),
+    "head_precision": ("--head-precision", "Detectors: auto (keep the decode tail, and the head's output "
+                       "convolutions, in float where the calibration images measure it closer to the float model) | "
+                       "int8 (every kernel integer, for accelerators that run nothing else)."),
     "trust_pickle": ("--trust-pickle", "PyTorch files holding pickled objects (a whole module): load them although "
                      "unpickling can run any code. Without it only tensors (state dicts) are read."),
     "target": ("--target", "litert (default) | mediapipe: I/O types MediaPipe Tasks accepts (float input and "

@@ -38,11 +38,12 @@ def _recipe(mode: str, estimator: str):
 
 
 def quantize_tflite(content: bytes, mode: str, representative_dataset=None, estimator: str = "minmax",
-                    notes: dict | None = None, bias_correction: bool = True) -> bytes:
+                    notes: dict | None = None, bias_correction: bool = True, head_score=None) -> bytes:
     """Quantize a float .tflite; calibrated modes take int8lab's ``[batch]`` batches.
     ``estimator`` picks the range algorithm (min/max, or OCTAV's clipping for weights); what the
     range and bias corrections changed (int8lab.model.ranges, int8lab.model.bias_correction) is
-    written into ``notes``."""
+    written into ``notes``. ``head_score(float outputs, quantized outputs)`` (a detector's: higher
+    is closer) chooses which of its decode tail stays in float (int8lab.model.detector_head)."""
     if mode not in AEQ_MODES:
         raise UsageError(f"mode {mode} is not available for a .tflite source (ai-edge-quantizer "
                          f"offers {', '.join(AEQ_MODES)}); convert from the Keras/SavedModel model")
@@ -54,7 +55,7 @@ def quantize_tflite(content: bytes, mode: str, representative_dataset=None, esti
             return bytes(qt.quantize(None, enable_progress_report=False).quantized_model)
     if representative_dataset is None:
         raise UsageError(f"mode {mode} needs calibration data (--data)")
-    calibrated = Calibrated(content, mode, representative_dataset, estimator, bias_correction)
+    calibrated = Calibrated(content, mode, representative_dataset, estimator, bias_correction, head_score)
     if notes is not None:
         notes.update(calibrated.notes.as_dict())
     return calibrated.quantize()
@@ -71,12 +72,13 @@ class Calibrated:
     """
 
     def __init__(self, float_content: bytes, mode: str, representative_dataset, estimator: str = "minmax",
-                 bias_correction: bool = True):
+                 bias_correction: bool = True, head_score=None):
         from ai_edge_quantizer.qtyping import TFLOperationName
 
         from int8lab.model import ranges
 
         self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
+        self.kept_float: tuple[str, ...] = ()  # tensors every quantization leaves in float
         self.notes = ranges.RangeNotes()
         samples = _calibration_samples(float_content, representative_dataset)
         with _reasons(mode), _quiet():
@@ -94,7 +96,10 @@ class Calibrated:
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
-                self._keep_logits_apart(ranges, samples, full_int8)
+                if head_score is not None:
+                    self._choose_head_precision(samples, head_score, full_int8)
+                else:
+                    self._keep_logits_apart(ranges, samples, full_int8)
 
     def _correct_biases(self, samples) -> bytes | None:
         """Biases less the mean shift of int8 weights, kept if the ranking images say it helps;
@@ -163,11 +168,42 @@ class Calibrated:
                                    "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
+    def _choose_head_precision(self, samples, head_score, full_int8: bytes | None) -> None:
+        """A detector's decode tail: each candidate of detector_head.head_plan quantized and scored
+        against the float model on the calibration images; the closest is kept (the one with fewer
+        float ops on a tie)."""
+        from int8lab.benchmark import bench_latencies
+        from int8lab.model.detector_head import head_plan
+        from int8lab.runtime import LiteRTModel
+
+        plan = head_plan(self.content)
+        if plan is None:
+            return
+        images = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
+        reference = LiteRTModel(self.content).predict(images)
+        scored, models = [], []
+        for name, tensors in plan.candidates():
+            content = full_int8 if not tensors and full_int8 else self.quantize(tensors)
+            models.append(LiteRTModel(content))
+            scored.append((float(head_score(reference, models[-1].predict(images))), name, tensors, len(content)))
+        latencies = bench_latencies(models, runs=20)
+        best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
+        self.kept_float = best[2]
+        self.notes.detector_head = {
+            "chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
+            "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),
+            "metric": "mAP50-95 against the float model's detections",
+            "candidates": [{"name": name, "score": score, "float_tensors": len(tensors), "size_bytes": size,
+                            "latency_ms": latency["mean_ms"]}
+                           for (score, name, tensors, size), latency in zip(scored, latencies)]}
+
     def quantize(self, float_tensors=()) -> bytes:
-        """The quantized model, with the ops producing ``float_tensors`` left in float."""
+        """The quantized model, with the ops producing ``float_tensors`` (and ``kept_float``)
+        left in float."""
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.qtyping import TFLOperationName
 
+        float_tensors = (*self.kept_float, *float_tensors)
         content = self._recorrect(float_tensors) if float_tensors and self._recorrect else self.quantizable
         with _reasons(self.mode), _quiet():
             qt = _quantizer(content, self.mode, self.estimator)

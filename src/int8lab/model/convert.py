@@ -35,10 +35,11 @@ def available_modes(source) -> tuple[str, ...]:
     return AEQ_MODES if uses_aeq(source) else MODES
 
 
-def convert(source, mode: str, representative_dataset=None, notes: dict | None = None) -> bytes:
+def convert(source, mode: str, representative_dataset=None, notes: dict | None = None, head_score=None) -> bytes:
     """Convert ``source`` (a model source); calibrated modes need a representative dataset (a
     callable yielding ``[float32 batch]``). The caller still checks the result's op dtypes.
-    ``notes`` receives what ai-edge-quantizer's range corrections changed (int8lab.model.ranges)."""
+    ``notes`` receives what ai-edge-quantizer's range corrections changed (int8lab.model.ranges);
+    ``head_score`` is a detector's fidelity measure (int8lab.model.aeq.quantize_tflite)."""
     if mode not in MODES:
         raise UsageError(f"--quantize must be one of {MODES}, got {mode!r}")
     if mode in CALIBRATED_MODES and representative_dataset is None:
@@ -50,7 +51,7 @@ def convert(source, mode: str, representative_dataset=None, notes: dict | None =
         float_model = tf_convert(source, "none") if keras_like else source.content
         return quantize_tflite(float_model, mode, representative_dataset,
                                getattr(source, "range_estimator", "minmax"), notes,
-                               getattr(source, "bias_correction", True))
+                               getattr(source, "bias_correction", True), head_score)
     return tf_convert(source, mode, representative_dataset)
 
 

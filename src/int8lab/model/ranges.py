@@ -39,6 +39,7 @@ class RangeNotes:
     int16_output: dict | None = None
     floored_bias_channels: int = 0
     bias_correction: dict | None = None  # int8lab.model.bias_correction
+    detector_head: dict | None = None  # int8lab.model.detector_head: which decode ops stay float
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -32,7 +32,7 @@ class TFLiteInfo:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     op_histogram: dict[str, int]
-    float_ops: list[str]  # "OPNAME (tensor)" for every op computing on a float tensor
+    float_ops: list[str]  # "OPNAME (tensor)" for every op computing on a float tensor, by the float tensor it writes
     parameter_count: int = 0  # elements of the constant tensors (weights and biases)
 
     @property
@@ -70,8 +70,9 @@ def inspect_tflite(model_content: bytes) -> TFLiteInfo:
             continue
         touched = [tensors[i] for i in (*op["inputs"], *op["outputs"]) if i >= 0 and i in tensors]
         floats = [t for t in touched if np.dtype(t["dtype"]).type in FLOAT_TYPES]
-        if floats:
-            float_ops.append(f"{op['op_name']} ({floats[0]['name']})")
+        if floats:  # named by the tensor it writes, where that is float
+            written = [tensors[i] for i in op["outputs"] if i in tensors and tensors[i] in floats]
+            float_ops.append(f"{op['op_name']} ({(written or floats)[0]['name']})")
     return TFLiteInfo(
         size_bytes=len(model_content),
         inputs=[_tensor_info(d) for d in interpreter.get_input_details()],

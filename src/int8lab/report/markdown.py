@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from int8lab.tasks import task_of_results
 
 
@@ -52,8 +54,7 @@ def validation_report(summary: dict) -> str:
     tflite = conversion.get("tflite")
     if tflite:
         lines += ["", "## The quantized model", "",
-                  f"- fully integer: **{'yes' if tflite['fully_integer'] else 'no'}**"
-                  + ("" if tflite["fully_integer"] else f" (float ops: {', '.join(tflite['float_ops'])})"),
+                  _integer_line(tflite, (conversion.get("range_corrections") or {}).get("detector_head")),
                   f"- input: {_io(tflite['inputs'][0])}",
                   f"- output: {_io(tflite['outputs'][0])}",
                   "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
@@ -69,6 +70,18 @@ def validation_report(summary: dict) -> str:
         lines += ["", "## Skipped validation files", ""] + [
             f"- `{s['path']}`: {s['reason']}" for s in v["skipped_files"]]
     return "\n".join(lines) + "\n"
+
+
+def _integer_line(tflite: dict, head: dict | None) -> str:
+    """Whether every kernel is integer; the float ones by kind, and whether int8lab chose them."""
+    if tflite["fully_integer"]:
+        return "- fully integer: **yes**"
+    kinds = Counter(op.split(" ", 1)[0] for op in tflite["float_ops"])
+    summary = ", ".join(f"{op} x{n}" for op, n in sorted(kinds.items()))
+    if head and head["float_tensors"]:
+        return (f"- fully integer apart from the detector's decode tail: **{len(tflite['float_ops'])} float ops** "
+                f"({summary}; {head['chosen']}, see below)")
+    return f"- fully integer: **no** (float ops: {summary}: {', '.join(tflite['float_ops'])})"
 
 
 def corrections_section(c: dict) -> list[str]:
@@ -101,6 +114,12 @@ def correction_lines(c: dict) -> list[str]:
                      f"{bias['relative_error_before']:.3g} -> {bias['relative_error_after']:.3g}")
     elif bias:
         lines.append(f"no bias correction: {bias['reason']}")
+    head = c.get("detector_head")
+    if head:
+        tried = "; ".join(f"{k['name']} {k['score']:.4f} ({k['size_bytes'] / 1024:.0f} KiB, {k['latency_ms']:.2f} ms)"
+                          for k in head["candidates"])
+        lines.append(f"detector head: {head['chosen']} ({len(head['float_tensors'])} float ops), chosen on "
+                     f"{head['ranking_images']} calibration images by {head['metric']}: {tried}")
     return lines
 
 

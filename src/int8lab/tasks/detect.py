@@ -186,6 +186,24 @@ def evaluate_samples(reference, quantized, samples, files, spec: dict, reference
     return state
 
 
+def map_against_reference(reference: np.ndarray, quantized: np.ndarray, layout: DetectionLayout) -> float:
+    """mAP50-95 of ``quantized`` raw outputs against the confident detections decoded from
+    ``reference`` (same layout, input pixels): how int8lab ranks a detector's precision choices."""
+    accumulator = DetectionAccumulator(layout.num_classes)
+    for index, (ref, quant) in enumerate(zip(reference, quantized)):
+        boxes, _, classes = _confident(decode(ref, layout, MAP_CONFIDENCE))
+        accumulator.update(*decode(quant, layout, MAP_CONFIDENCE), boxes, classes, index)
+    return accumulator.result()["map50_95"] or 0.0
+
+
+def head_scorer(task: dict):
+    """The ``head_score`` of int8lab.model.aeq for a detect task, else None."""
+    if task.get("name") != "detect" or "layout" not in task:
+        return None
+    layout = DetectionLayout.from_dict(task["layout"])
+    return lambda reference, quantized: map_against_reference(reference, quantized, layout)
+
+
 def results_of(state: State, reference_layout: DetectionLayout, quantized_layout: DetectionLayout) -> dict:
     labelled = state.against_labels is not None
     scored = {model: acc.result() for model, acc in state.against_labels.items()} if labelled else {}

@@ -1,0 +1,79 @@
+"""Where a YOLO detector's int8 loses its boxes: the head's decode tail, found in the float .tflite.
+
+After its last learned convolutions a YOLO head only decodes: it reshapes and concatenates the
+per-scale maps, takes the DFL softmax and its expectation (a fixed 1 x 1 convolution), adds the
+anchor grid, multiplies by the strides and joins boxes with sigmoid scores. In int8 each of these
+tensors gets one scale over 8400 anchors: box coordinates land on a 2.5-pixel grid at 640 px,
+and the expectation over 16 bins on a grid of 1/16 of a stride. These ops are cheap elementwise
+and data-movement work, so keeping them in float costs little latency and no weights.
+
+``head_plan`` names two nested candidate sets (the pipeline measures which to keep, see
+int8lab.model.aeq): the decode tail alone, and the tail with the head's output convolutions
+(the raw box and class logits, whose int8 range would otherwise have to span every logit a
+calibration image happened to give).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Ops that move or select values without computing new ones.
+MOVEMENT_OPS = frozenset({"RESHAPE", "TRANSPOSE", "CONCATENATION", "SLICE", "STRIDED_SLICE", "SPLIT",
+                          "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "GATHER", "PACK", "UNPACK"})
+WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """Output tensor names of the decode tail's ops, and of the head's output convolutions."""
+
+    decode: tuple[str, ...]
+    output_convolutions: tuple[str, ...]
+    decode_ops: tuple[str, ...]  # op kinds, for the report
+
+    def candidates(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(name, tensors left in float), from all int8 to the most float."""
+        return [("full int8", ()),
+                ("decode in float", self.decode),
+                ("decode and output convolutions in float", self.decode + self.output_convolutions)]
+
+
+def head_plan(content: bytes) -> HeadPlan | None:
+    """The decode tail of a single-output float detector, walking back from its output: every op
+    up to the last learned convolution on each path (a convolution fed by a softmax, DFL's
+    expectation, belongs to the tail). None when the tail joins fewer than two convolutions (a
+    classifier's softmax) or computes nothing."""
+    from int8lab.model.ranges import _graph, _op_name
+
+    tfl, model, graph = _graph(content)
+    if len(graph.outputs) != 1:
+        return None
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    kind = {id(op): _op_name(model, op) for op in graph.operators}
+
+    def after_softmax(tensor: int) -> bool:
+        while tensor in producer:
+            op = producer[tensor]
+            if kind[id(op)] == "SOFTMAX":
+                return True
+            if kind[id(op)] not in MOVEMENT_OPS:
+                return False
+            tensor = op.inputs[0]
+        return False
+
+    name = lambda t: tfl.get_tensor_name(graph.tensors[t])  # noqa: E731
+    decode, convolutions, kinds, seen, stack = [], [], [], set(), [graph.outputs[0]]
+    while stack:
+        op = producer.get(stack.pop())
+        if op is None or id(op) in seen:
+            continue
+        seen.add(id(op))
+        if kind[id(op)] in WEIGHTED_OPS and not after_softmax(op.inputs[0]):
+            convolutions.append(name(op.outputs[0]))
+            continue
+        decode.extend(name(t) for t in op.outputs)
+        kinds.append(kind[id(op)])
+        stack.extend(t for t in op.inputs if t >= 0)
+    if len(convolutions) < 2 or all(k in MOVEMENT_OPS for k in kinds):  # a head joins box and class branches
+        return None
+    return HeadPlan(tuple(decode), tuple(sorted(convolutions)), tuple(sorted(set(kinds))))
