@@ -1,26 +1,33 @@
 """Detector int8 in one process: int8lab's default against plain min/max int8 with no output
-handling, and against ONNX Runtime's static int8, on the same model and images.
+handling, and against ONNX Runtime's static int8 (MinMax, Percentile, Entropy), on the same model
+and images.
 
-    .venv/bin/python bench/bench_detector.py [--model examples/detect/yolo_tiny.onnx]
+    .venv/bin/python bench/bench_detector.py                      # the example detector
+    .venv/bin/python bench/bench_detector.py --coco               # the real COCO YOLOv8n of ../shared
 
-The model: the example detector as Ultralytics exports (ONNX, dynamic axes, one output
-[1, 4 + classes, anchors] of pixel boxes and sigmoid scores). Every int8 variant is calibrated on
-the same 100 images (seed 42) of examples/detect/data/images/val and scored on the 200 held-out
-images of images/test with the same streaming evaluation: mAP against the YOLO labels, mAP of
-the int8 model against the float model's own detections (score >= 0.25), and the share of the
-float model's detections it keeps. Latency: LiteRT (or ONNX Runtime for its own model), warm-up,
+The example: the project's detector as Ultralytics exports (ONNX, dynamic axes, one output
+[1, 4 + classes, anchors]), calibrated on examples/detect/data/images/val, scored on images/test.
+``--coco``: ``../shared/data/models/yolov8n-coco.onnx`` (640 x 640) scored on the 126 labelled
+coco128 images, calibrated on 200 other real photos (a seeded draw from
+``../shared/data/imagenet-sample``), the layout a user would give ``--data``.
+
+Every int8 variant is calibrated on the same images (int8lab's seeded draw) and scored with the
+same streaming evaluation: mAP against the YOLO labels, the share of the float model's detections
+(score >= 0.25) it keeps. Latency: LiteRT (or ONNX Runtime for its own models), warm-up,
 interleaved rounds, median; ratios against the float model in the same runtime.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from anchors import OrtModel, ort_static_int8
 
@@ -32,13 +39,31 @@ from int8lab.tasks.detect import dataset_names, evaluate, labelled_split, resolv
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "detect"
+SHARED = ROOT.parent / "shared" / "data"
 
 
-def median_latency(models, sample: np.ndarray, rounds: int = 5, runs: int = 20) -> list[float]:
+def coco_layout(folder: Path, calibration_photos: int = 200, seed: int = 0) -> Path:
+    """images/val: a seeded draw of ImageNet photos; images/test + labels/test: coco128."""
+    for part in ("images/val", "images/test", "labels/test"):
+        (folder / part).mkdir(parents=True)
+    photos = sorted((SHARED / "imagenet-sample").glob("*/*"))
+    random.Random(seed).shuffle(photos)
+    for photo in photos[:calibration_photos]:
+        (folder / "images" / "val" / photo.name).symlink_to(photo)
+    for part in ("images", "labels"):
+        for file in sorted((SHARED / "coco128" / part / "test").iterdir()):
+            (folder / part / "test" / file.name).symlink_to(file)
+    names = yaml.safe_load((SHARED / "coco128" / "data.yaml").read_text())["names"]
+    (folder / "data.yaml").write_text(yaml.safe_dump({"path": ".", "val": "images/val", "test": "images/test",
+                                                      "names": names}))
+    return folder
+
+
+def median_latency(models, sample: np.ndarray, rounds: int = 5, runs: int = 10) -> list[float]:
     """Median ms per image, interleaving the models round by round after a warm-up."""
     times = [[] for _ in models]
     for model in models:
-        for _ in range(5):
+        for _ in range(3):
             model.predict(sample)
     for _ in range(rounds):
         for k, model in enumerate(models):
@@ -54,48 +79,66 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=EXAMPLE / "yolo_tiny.onnx")
     parser.add_argument("--data", type=Path, default=EXAMPLE / "data")
     parser.add_argument("--input-size", type=int, nargs=2, default=(160, 160))
+    parser.add_argument("--coco", action="store_true", help="the real COCO YOLOv8n of ../shared (640 x 640)")
+    parser.add_argument("--num-samples", type=int, default=100, help="calibration images (int8lab's default)")
+    parser.add_argument("--ort-methods", default="MinMax,Percentile,Entropy")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    size = tuple(args.input_size)
-    opts = DataOptions(preset="unit", resize="letterbox", input_size=size, num_samples=100, quiet=True)
-    source = load_model_source(args.model, ModelOptions(input_size=size))
-    spec = opts.spec(source.input)
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        float_model = out / "fp32.tflite"
-        convert_job(source, args.data, float_model, opts, "none")
-        for name, variant in (("int8lab default (boxes normalised before the concat)", opts),
-                              ("plain min/max int8, no output handling (--keep-box-units)",
-                               replace(opts, normalise_boxes=False))):
-            path = out / f"{len(rows)}.tflite"
-            convert_job(source, args.data, path, variant, "int8")
-            results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
-            rows.append((name, results, LiteRTModel(path)))
-        ort_path = ort_static_int8(args.model, opts.generator(args.data, spec).generate_batches(), out / "ort_int8.onnx")
-        names = dataset_names(args.data)
-        generator = opts.generator(args.data, spec, split="test", num_samples=None)
-        files = [str(f) for f in generator.index.files]
-        layout = resolve_layout(tuple(source.predict(generator.first_batch()).shape), size, len(names))
-        ort_results = evaluate(source, OrtModel(ort_path), generator.generate_samples(), files, spec.as_dict(),
-                               layout, layout, labelled_split(files))
-        rows.append(("ONNX Runtime quantize_static (QDQ, per-channel, min/max)", ort_results, OrtModel(ort_path)))
-        sample = generator.first_batch()
-        litert = median_latency([LiteRTModel(float_model)] + [r[2] for r in rows[:2]], sample)
-        ort = median_latency([OrtModel(args.model), rows[2][2]], sample)
-        float_size = float_model.stat().st_size
+        if args.coco:
+            args.model, args.input_size = SHARED / "models" / "yolov8n-coco.onnx", (640, 640)
+            args.data = coco_layout(out / "data")
+        run(args, out)
+
+
+def run(args, out: Path) -> None:
+    size = tuple(args.input_size)
+    opts = DataOptions(preset="unit", resize="letterbox", input_size=size, num_samples=args.num_samples, quiet=True)
+    source = load_model_source(args.model, ModelOptions(input_size=size))
+    spec = opts.spec(source.input)
+    float_model = out / "fp32.tflite"
+    convert_job(source, args.data, float_model, opts, "none")
+    rows = []
+    for name, variant in (("int8lab default", opts),
+                          ("plain min/max int8 (--keep-box-units --head-precision int8)",
+                           replace(opts, normalise_boxes=False, head_precision="int8"))):
+        path = out / f"{len(rows)}.tflite"
+        converted = convert_job(source, args.data, path, variant, "int8")
+        results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
+        integer = converted.info.float_op_summary() or "none"
+        rows.append((name, results, LiteRTModel(path, args.threads), integer))
+    names = dataset_names(args.data)
+    generator = opts.generator(args.data, spec, split="test", num_samples=None)
+    files = [str(f) for f in generator.index.files]
+    layout = resolve_layout(tuple(source.predict(generator.first_batch()).shape), size, len(names))
+    for method in [m for m in args.ort_methods.split(",") if m]:
+        calibration = opts.generator(args.data, spec, split="val").generate_batches()
+        ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}.onnx", method)
+        results = evaluate(source, OrtModel(ort_path), generator.generate_samples(), files, spec.as_dict(),
+                           layout, layout, labelled_split(files))
+        rows.append((f"ONNX Runtime quantize_static ({method}, QDQ, per-channel)", results, OrtModel(ort_path),
+                     "QDQ"))
+    sample = generator.first_batch()
+    litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:2]], sample)
+    ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[2:]], sample)
+    float_size = float_model.stat().st_size
     reference = rows[0][1]
-    print(f"{args.model.name}: {reference['num_images']} held-out images, float mAP50 (labels) "
-          f"{reference['map50_reference']:.4f}, mAP50-95 {reference['map50_95_reference']:.4f}, "
-          f"{reference['detections_per_image']['reference']:.2f} float detections per image (score >= 0.25)")
-    print("| variant | float detections kept | int8 detections / image | mAP50 vs float | mAP50 (labels) "
-          "| mAP50-95 (labels) | size KiB | latency ms (vs float, same runtime) |")
+    print(f"{args.model.name}: {reference['num_images']} held-out images, float mAP50-95 (labels) "
+          f"{reference['map50_95_reference']:.4f}, mAP50 {reference['map50_reference']:.4f}, "
+          f"{reference['detections_per_image']['reference']:.2f} float detections per image (score >= 0.25); "
+          f"calibration: {args.num_samples} images; float latency: LiteRT {litert[0]:.1f} ms, ONNX Runtime "
+          f"{ort[0]:.1f} ms ({args.threads} LiteRT threads)")
+    print("| variant | mAP50-95 (labels) | mAP50 (labels) | float detections kept | mAP50-95 vs float | float ops "
+          "| size KiB | latency ms (vs float, same runtime) |")
     print("|---|---|---|---|---|---|---|---|")
-    latencies = [(litert[1], litert[0]), (litert[2], litert[0]), (ort[1], ort[0])]
-    for (name, r, model), (ms, base) in zip(rows, latencies):
+    latencies = [(ms, litert[0]) for ms in litert[1:]] + [(ms, ort[0]) for ms in ort[1:]]
+    for (name, r, model, integer), (ms, base) in zip(rows, latencies):
         kept = "n/a" if r["detections_kept"] is None else f"{100 * r['detections_kept']:.1f}%"
-        print(f"| {name} | {kept} | {r['detections_per_image']['quantized']:.2f} | {r['map50_vs_reference']:.4f} "
-              f"| {r['map50']:.4f} | {r['map50_95']:.4f} | {model.size_bytes / 1024:.1f} "
-              f"({100 * model.size_bytes / float_size:.0f}% of fp32 .tflite) | {ms:.2f} ({base / ms:.2f}x) |")
+        print(f"| {name} | {r['map50_95']:.4f} ({100 * (r['map50_95'] - r['map50_95_reference']):+.2f}) "
+              f"| {r['map50']:.4f} | {kept} | {r['map50_95_vs_reference']:.4f} | {integer} "
+              f"| {model.size_bytes / 1024:.0f} ({100 * model.size_bytes / float_size:.0f}% of fp32 .tflite) "
+              f"| {ms:.2f} ({base / ms:.2f}x) |")
 
 
 if __name__ == "__main__":

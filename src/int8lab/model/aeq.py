@@ -97,7 +97,7 @@ class Calibrated:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
                 if head_score is not None:
-                    self._choose_head_precision(samples, head_score, full_int8)
+                    self._choose_head_precision(samples, head_score)
                 else:
                     self._keep_logits_apart(ranges, samples, full_int8)
 
@@ -168,22 +168,26 @@ class Calibrated:
                                    "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
-    def _choose_head_precision(self, samples, head_score, full_int8: bytes | None) -> None:
+    def _choose_head_precision(self, samples, head_score) -> None:
         """A detector's decode tail: each candidate of detector_head.head_plan quantized and scored
         against the float model on the calibration images; the closest is kept (the one with fewer
-        float ops on a tie)."""
+        float ops on a tie). The class branch's ranges are widened first (detector_head.class_branch)."""
         from int8lab.benchmark import bench_latencies
-        from int8lab.model.detector_head import head_plan
+        from int8lab.model.detector_head import CLASS_BRANCH_MARGIN, class_branch, head_plan
         from int8lab.runtime import LiteRTModel
 
         plan = head_plan(self.content)
         if plan is None:
             return
+        widened = sorted(class_branch(self.content, plan, head_score.num_classes) & set(self.calibration))
+        for name in widened:
+            stats = self.calibration[name]
+            self.calibration[name] = {**stats, "max": np.asarray(stats["max"]) * CLASS_BRANCH_MARGIN}
         images = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
         reference = LiteRTModel(self.content).predict(images)
         scored, models = [], []
         for name, tensors in plan.candidates():
-            content = full_int8 if not tensors and full_int8 else self.quantize(tensors)
+            content = self.quantize(tensors)
             models.append(LiteRTModel(content))
             scored.append((float(head_score(reference, models[-1].predict(images))), name, tensors, len(content)))
         latencies = bench_latencies(models, runs=20)
@@ -192,6 +196,7 @@ class Calibrated:
         self.notes.detector_head = {
             "chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
             "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),
+            "class_branch_widened": len(widened), "class_branch_margin": CLASS_BRANCH_MARGIN,
             "metric": "mAP50-95 against the float model's detections",
             "candidates": [{"name": name, "score": score, "float_tensors": len(tensors), "size_bytes": size,
                             "latency_ms": latency["mean_ms"]}

@@ -11,6 +11,13 @@ and data-movement work, so keeping them in float costs little latency and no wei
 int8lab.model.aeq): the decode tail alone, and the tail with the head's output convolutions
 (the raw box and class logits, whose int8 range would otherwise have to span every logit a
 calibration image happened to give).
+
+``class_branch`` names the int8 tensors that feed only the class logits. Their calibrated ranges
+come from whatever objects the calibration images hold: photos with none of the model's classes
+give small maxima, and real detections would then clip below the confidence threshold. Their
+maxima are widened by CLASS_BRANCH_MARGIN (measured: the example detector calibrated on 7 generic
+photos keeps 90% of the float detections instead of 88%; the COCO YOLOv8n loses nothing
+measurable).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 MOVEMENT_OPS = frozenset({"RESHAPE", "TRANSPOSE", "CONCATENATION", "SLICE", "STRIDED_SLICE", "SPLIT",
                           "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "GATHER", "PACK", "UNPACK"})
 WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+CLASS_BRANCH_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,3 +85,31 @@ def head_plan(content: bytes) -> HeadPlan | None:
     if len(convolutions) < 2 or all(k in MOVEMENT_OPS for k in kinds):  # a head joins box and class branches
         return None
     return HeadPlan(tuple(decode), tuple(sorted(convolutions)), tuple(sorted(set(kinds))))
+
+
+def class_branch(content: bytes, plan: HeadPlan, num_classes: int) -> set[str]:
+    """Tensors computed only on the way to the class logits: the ancestors of the output
+    convolutions with ``num_classes`` channels that no box convolution reads. Empty when the
+    channel counts do not tell the two apart."""
+    from int8lab.model.ranges import _graph
+
+    tfl, _, graph = _graph(content)
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    by_name = {tfl.get_tensor_name(graph.tensors[t]): t for t in producer}
+    heads = [by_name[n] for n in plan.output_convolutions if n in by_name]
+    classes = [t for t in heads if graph.tensors[t].shape[-1] == num_classes]
+    boxes = [t for t in heads if graph.tensors[t].shape[-1] != num_classes]
+    if not classes or not boxes:
+        return set()
+
+    def ancestors(tensors: list[int]) -> set[int]:
+        seen, stack = set(), list(tensors)
+        while stack:
+            tensor = stack.pop()
+            if tensor in seen or tensor not in producer:
+                continue
+            seen.add(tensor)
+            stack.extend(t for t in producer[tensor].inputs if t >= 0)
+        return seen
+
+    return {tfl.get_tensor_name(graph.tensors[t]) for t in ancestors(classes) - ancestors(boxes)}

@@ -120,6 +120,10 @@ def correction_lines(c: dict) -> list[str]:
                           for k in head["candidates"])
         lines.append(f"detector head: {head['chosen']} ({len(head['float_tensors'])} float ops), chosen on "
                      f"{head['ranking_images']} calibration images by {head['metric']}: {tried}")
+        if head.get("class_branch_widened"):
+            lines.append(f"class branch: the maxima of {head['class_branch_widened']} int8 ranges feeding only the class "
+                         f"logits widened x{head['class_branch_margin']:g}, so detections brighter than any calibration "
+                         f"image gave are not clipped below the confidence threshold")
     return lines
 
 

@@ -196,12 +196,26 @@ def map_against_reference(reference: np.ndarray, quantized: np.ndarray, layout: 
     return accumulator.result()["map50_95"] or 0.0
 
 
-def head_scorer(task: dict):
-    """The ``head_score`` of int8lab.model.aeq for a detect task, else None."""
+@dataclass(frozen=True)
+class HeadScore:
+    """The ``head_score`` of int8lab.model.aeq: how close a candidate's raw outputs are to the
+    float model's, and how many classes the head has (to tell its class branch from its boxes)."""
+
+    layout: DetectionLayout
+
+    @property
+    def num_classes(self) -> int:
+        return self.layout.num_classes
+
+    def __call__(self, reference: np.ndarray, quantized: np.ndarray) -> float:
+        return map_against_reference(reference, quantized, self.layout)
+
+
+def head_scorer(task: dict) -> HeadScore | None:
+    """The ``head_score`` for a detect task, else None."""
     if task.get("name") != "detect" or "layout" not in task:
         return None
-    layout = DetectionLayout.from_dict(task["layout"])
-    return lambda reference, quantized: map_against_reference(reference, quantized, layout)
+    return HeadScore(DetectionLayout.from_dict(task["layout"]))
 
 
 def results_of(state: State, reference_layout: DetectionLayout, quantized_layout: DetectionLayout) -> dict:
