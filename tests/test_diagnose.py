@@ -68,13 +68,18 @@ def test_denylisted_layer_stays_float_and_the_rest_integer(debugger, ranked):
     assert info.float_op_summary() == "CONV_2D x1" and info.inputs[0].dtype == "int8"
 
 
+def one_each(ranked) -> list[list[str]]:
+    """The fallback's candidates: each ranked tensor alone."""
+    return [[r.tensor] for r in ranked]
+
+
 def test_fallback_stops_at_once_when_full_int8_meets_the_budget(debugger, ranked, agreement_drop):
-    result = fallback_to_budget(partial(quantize_with_float, debugger), ranked, agreement_drop, budget=100.0)
+    result = fallback_to_budget(partial(quantize_with_float, debugger), one_each(ranked), agreement_drop, budget=100.0)
     assert result.met and result.float_tensors == [] and len(result.steps) == 1
 
 
 def test_fallback_reverts_worst_first_until_the_budget_holds(debugger, ranked, agreement_drop):
-    result = fallback_to_budget(partial(quantize_with_float, debugger), ranked, agreement_drop, budget=0.0)
+    result = fallback_to_budget(partial(quantize_with_float, debugger), one_each(ranked), agreement_drop, budget=0.0)
     assert result.float_tensors == [r.tensor for r in ranked[:len(result.float_tensors)]]
     assert all(step.drop > 0.0 for step in result.steps[:-1])
     assert result.met == (result.steps[-1].drop <= 0.0)
@@ -82,7 +87,7 @@ def test_fallback_reverts_worst_first_until_the_budget_holds(debugger, ranked, a
 
 
 def test_fallback_reports_a_budget_it_cannot_meet(debugger, ranked):
-    result = fallback_to_budget(partial(quantize_with_float, debugger), ranked, lambda content: 5.0, budget=1.0)
+    result = fallback_to_budget(partial(quantize_with_float, debugger), one_each(ranked), lambda content: 5.0, budget=1.0)
     assert not result.met and len(result.float_tensors) == len(ranked) and len(result.steps) == len(ranked) + 1
 
 
@@ -157,7 +162,7 @@ def test_fallback_on_the_aeq_path_stops_once_the_drop_holds(torch_requantizer):
     _, _, requantizer = torch_requantizer
     ranked = tensor_errors(requantizer.content, requantizer.quantize([]),
                            [np.full((1, 1, 28, 28), 0.5, np.float32)])
-    result = fallback_to_budget(requantizer.quantize, ranked,
+    result = fallback_to_budget(requantizer.quantize, one_each(ranked),
                                 lambda content: 0.0 if inspect_tflite(content).float_ops else 1.0, budget=0.5)
     assert result.met and result.float_tensors == [ranked[0].tensor] and len(result.steps) == 2
 

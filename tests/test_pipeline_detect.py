@@ -130,6 +130,6 @@ def test_max_drop_scores_the_int8_detector_against_the_float_one_on_disk(tmp_pat
     monkeypatch.setenv("TMPDIR", str(scratch))
     result = int8lab("quantize", EXAMPLE / "yolo_tiny.onnx", *FLAGS, "--max-drop", "5", "-o", tmp_path / "out")
     recovery = json.loads(result.stdout)["recovery"]
-    assert recovery["metric"] == "mAP50 against the float model" and recovery["ranking_images"] == 120
+    assert recovery["metric"] == "mAP50-95 against the float model" and recovery["ranking_images"] == 120
     assert 0 <= recovery["drop_before"] <= 5 and recovery["float_tensors"] == []
     assert not list(scratch.glob("int8lab-*"))  # other libraries keep their own caches there

@@ -175,11 +175,37 @@ class FallbackResult:
     met: bool
 
 
-def fallback_to_budget(requantize, ranked: list[LayerError], drop_of, budget: float,
+WEIGHTED_LAYERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def measured_order(float_content: bytes, requantize, drop_of, progress=lambda it, n: it) -> list[list[str]]:
+    """The layers with weights, each with its activation (the elementwise ops reading its output:
+    a SiLU's LOGISTIC and MUL), measured alone in float on the ranking set, the group whose float
+    kernels lower the drop the most first. A detector's error is spread over its body, and a
+    tensor-error ranking (which grows with depth) picks hundreds of ops that each change little;
+    one measurement per layer finds the few that matter."""
+    from int8lab.model.detector_head import MOVEMENT_OPS
+    from int8lab.model.ranges import _graph, _op_name
+
+    tfl, model, graph = _graph(float_content)
+    name = lambda t: tfl.get_tensor_name(graph.tensors[t])  # noqa: E731
+    groups = []
+    for op in graph.operators:
+        if _op_name(model, op) not in WEIGHTED_LAYERS:
+            continue
+        readers = [other for other in graph.operators if op.outputs[0] in other.inputs
+                   and _op_name(model, other) not in (*WEIGHTED_LAYERS, *MOVEMENT_OPS)]
+        groups.append([name(op.outputs[0]), *(name(r.outputs[0]) for r in readers)])
+    drops = [drop_of(requantize(group)) for group in progress(groups, len(groups))]
+    return [group for _, group in sorted(zip(drops, groups), key=lambda pair: pair[0])]
+
+
+def fallback_to_budget(requantize, ranked: list[list[str]], drop_of, budget: float,
                        progress=lambda it, n: it) -> FallbackResult:
-    """Keep the layers in float in ``ranked`` order, one more at a time, until ``drop_of(model)``
-    is within ``budget``. ``requantize(tensors)`` gives the int8 model with those tensors' ops in
-    float; ``drop_of`` runs a model on the ranking set."""
+    """Keep the layers in float in ``ranked`` order (each a group of tensors: a layer and its
+    activation), one more at a time, until ``drop_of(model)`` is within ``budget``.
+    ``requantize(tensors)`` gives the int8 model with those tensors' ops in float; ``drop_of``
+    runs a model on the ranking set."""
     steps, chosen = [], []
     content = requantize([])
     drop = drop_of(content)
@@ -187,10 +213,10 @@ def fallback_to_budget(requantize, ranked: list[LayerError], drop_of, budget: fl
     for layer in progress(ranked, len(ranked)):
         if drop <= budget:
             break
-        chosen.append(layer.tensor)
+        chosen += layer
         content = requantize(chosen)
         drop = drop_of(content)
-        steps.append(FallbackStep(len(chosen), drop))
+        steps.append(FallbackStep(len(steps), drop))
     return FallbackResult(content, chosen, steps, drop <= budget)
 
 
@@ -252,6 +278,7 @@ class Recovery:
     metric: str  # what the drop is measured in: "accuracy", "top-1 agreement", "mAP50 against the float model"
     ranking_images: int
     method: str = PER_LAYER  # how ``ranked`` was measured (PER_LAYER or END_TO_END)
+    order: str = "worst RMSE/scale first"  # how the layers were taken back to float
 
     @property
     def needed(self) -> bool:
@@ -261,16 +288,16 @@ class Recovery:
         return {"budget_points": self.budget, "metric": self.metric, "ranking_images": self.ranking_images,
                 "drop_before": self.steps[0].drop, "drop_after": self.steps[-1].drop,
                 "float_tensors": self.float_tensors,
-                "order": ("worst RMSE/scale first" if self.method == PER_LAYER
-                          else "largest error growth over the layer's inputs first"),
+                "order": self.order,
                 "steps": [asdict(s) for s in self.steps]}
 
 
-def rank_layers(source, calibration):
-    """The layers of full int8 ranked by their error, a ``requantize(tensors)`` that leaves those
+def rank_layers(source, calibration, head_score=None):
+    """The layers of int8 ranked by their error, a ``requantize(tensors)`` that leaves those
     tensors' ops in float, and how the error was measured (PER_LAYER or END_TO_END): TF's
     QuantizationDebugger on the converter path, float and int8 .tflite side by side on
-    ai-edge-quantizer's. Both calibrate once on ``calibration``."""
+    ai-edge-quantizer's. Both calibrate once on ``calibration``; a detector's ``head_score``
+    starts from the decode tail int8lab's default keeps in float (int8lab.model.aeq)."""
     from functools import partial
 
     from int8lab.model.aeq import Calibrated
@@ -280,7 +307,7 @@ def rank_layers(source, calibration):
         debugger = make_debugger(source, calibration)
         return layer_errors(debugger), partial(quantize_with_float, debugger), PER_LAYER
     calibrated = Calibrated(convert(source, "none"), "int8", calibration, getattr(source, "range_estimator", "minmax"),
-                            getattr(source, "bias_correction", True))
+                            getattr(source, "bias_correction", True), head_score)
     samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
     return tensor_errors(calibrated.content, calibrated.quantize(), samples), calibrated.quantize, END_TO_END
 
@@ -294,15 +321,23 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
     from int8lab.model.convert import convert
     from int8lab.progress import track
     from int8lab.tasks import get_task
+    from int8lab.tasks.detect import head_scorer
 
     if budget < 0:
         raise UsageError(f"--max-drop is a loss in points and cannot be negative, got {budget}")
     task = task or {"name": "classify"}
     metric, drop_of = get_task(task["name"]).drop_function(source, ranking, task, spec, progress)
     source = int8_source or source
-    ranked, requantize, method = rank_layers(source, calibration)
-    # End-to-end errors grow with depth: there, revert first where the error grows the most.
-    order = ranked if method == PER_LAYER else sorted(ranked, key=lambda r: -r.growth)
+    ranked, requantize, method = rank_layers(source, calibration, head_scorer(task))
+    if task["name"] == "detect":
+        order = measured_order(convert(source, "none"), requantize, drop_of,
+                               lambda it, n: track(it, n, "layer sensitivity", progress))
+        how = "largest measured gain first (each layer with weights and its activation alone in float)"
+    elif method == PER_LAYER:
+        order, how = [[row.tensor] for row in ranked], "worst RMSE/scale first"
+    else:  # end-to-end errors grow with depth: there, revert first where the error grows the most
+        order = [[row.tensor] for row in sorted(ranked, key=lambda r: -r.growth)]
+        how = "largest error growth over the layer's inputs first"
     result = fallback_to_budget(requantize, order, drop_of, budget,
                                 lambda it, n: track(it, n, "float fallback", progress))
     if not result.met:
@@ -312,7 +347,7 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
                 f"even the fp32 .tflite loses {float_drop:.2f} points of {metric} on the ranking set "
                 f"(budget {budget}): the data, the labels or the preprocessing is wrong, not the quantization")
         raise BudgetUnreachableError(
-            f"with all {len(ranked)} quantized layers in float the drop is still {result.steps[-1].drop:.2f} "
+            f"with all {len(order)} candidate layers in float the drop is still {result.steps[-1].drop:.2f} "
             f"points (budget {budget}); only the int8 input/output remain: try int8-float-io")
     return Recovery(result.content, result.float_tensors, result.steps, ranked, budget, metric,
-                    len(ranking.tensors), method)
+                    len(ranking.tensors), method, how)

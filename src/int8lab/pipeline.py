@@ -341,9 +341,9 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     spec = opts.spec(source.input)
     raise_on_errors(check_layout(source.input, spec))
     calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
-    _, int8_source, _ = resolve_task(source, calibration.first_batch(), spec, opts, "int8",
-                                     _labels(None, None, data_dir))
-    rows, requantize, method = rank_layers(int8_source, calibration)
+    task, int8_source, _ = resolve_task(source, calibration.first_batch(), spec, opts, "int8",
+                                        _labels(None, None, data_dir))
+    rows, requantize, method = rank_layers(int8_source, calibration, head_score(task, opts))
     title = f"Per-layer quantization error: {source.path.name}"
     write_layer_report(rows, Path(out_dir), title, method)
     # The full int8 model and Model Explorer's overlay of the ranking, to see the errors on the graph.
