@@ -1,6 +1,6 @@
-"""Detector int8 in one process: int8lab's default against plain min/max int8 with no output
-handling, and against ONNX Runtime's static int8 (MinMax, Percentile, Entropy), on the same model
-and images.
+"""Detector int8 in one process: int8lab's default against itself with every kernel integer,
+plain min/max int8 with no output handling, and ONNX Runtime's static int8 (MinMax, Percentile,
+Entropy), on the same model and images.
 
     .venv/bin/python bench/bench_detector.py                      # the example detector
     .venv/bin/python bench/bench_detector.py --coco               # the real COCO YOLOv8n of ../shared
@@ -83,6 +83,9 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=100, help="calibration images (int8lab's default)")
     parser.add_argument("--ort-methods", default="MinMax,Percentile,Entropy")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ort-histogram-images", type=int, default=32,
+                        help="calibration images for ONNX Runtime's Percentile and Entropy, which keep every "
+                             "intermediate output in RAM (MinMax takes them all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -100,9 +103,11 @@ def run(args, out: Path) -> None:
     float_model = out / "fp32.tflite"
     convert_job(source, args.data, float_model, opts, "none")
     rows = []
-    for name, variant in (("int8lab default", opts),
-                          ("plain min/max int8 (--keep-box-units --head-precision int8)",
-                           replace(opts, normalise_boxes=False, head_precision="int8"))):
+    variants = (("int8lab default", opts),
+                ("int8lab, every kernel integer (--head-precision int8)", replace(opts, head_precision="int8")),
+                ("plain min/max int8 (--keep-box-units --head-precision int8)",
+                 replace(opts, normalise_boxes=False, head_precision="int8")))
+    for name, variant in variants:
         path = out / f"{len(rows)}.tflite"
         converted = convert_job(source, args.data, path, variant, "int8")
         results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
@@ -114,14 +119,16 @@ def run(args, out: Path) -> None:
     layout = resolve_layout(tuple(source.predict(generator.first_batch()).shape), size, len(names))
     for method in [m for m in args.ort_methods.split(",") if m]:
         calibration = opts.generator(args.data, spec, split="val").generate_batches()
-        ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}.onnx", method)
+        cap = None if method == "MinMax" else args.ort_histogram_images
+        ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}.onnx", method, cap)
         results = evaluate(source, OrtModel(ort_path), generator.generate_samples(), files, spec.as_dict(),
                            layout, layout, labelled_split(files))
-        rows.append((f"ONNX Runtime quantize_static ({method}, QDQ, per-channel)", results, OrtModel(ort_path),
-                     "QDQ"))
+        images = f", {min(cap, args.num_samples)} images" if cap else ""
+        rows.append((f"ONNX Runtime quantize_static ({method}{images}, QDQ, per-channel)", results,
+                     OrtModel(ort_path), "QDQ"))
     sample = generator.first_batch()
-    litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:2]], sample)
-    ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[2:]], sample)
+    litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:len(variants)]], sample)
+    ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[len(variants):]], sample)
     float_size = float_model.stat().st_size
     reference = rows[0][1]
     print(f"{args.model.name}: {reference['num_images']} held-out images, float mAP50-95 (labels) "

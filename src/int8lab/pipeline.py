@@ -75,6 +75,10 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
         if missing:
             raise UsageError(f"--target mediapipe needs the TFLite metadata (NormalizationOptions, labels): {missing}")
     findings = check_layout(source.input, spec)
+    if getattr(source, "float16", False):
+        findings.append(Finding("warning", "float16",
+                                "the ONNX model is float16 (an --half export): int8lab rebuilt it in float32 and "
+                                "calibrates that; the float reference is ONNX Runtime on the float16 file"))
     if not allow_double_normalisation:
         findings += check_double_normalisation(source.normalising_layers(), spec)
     generator = first = None
@@ -158,7 +162,7 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
             module = normalise_boxes(source.module, torch.from_numpy(np.ascontiguousarray(sample[:1], np.float32)),
                                      spec.input_size, layout.channel_axis)
         except BoxRewriteError as exc:
-            findings.append(Finding("detector-output", "warning", f"{why}; int8lab could not rewrite the graph ({exc})"))
+            findings.append(Finding("warning", "detector-output", f"{why}; int8lab could not rewrite the graph ({exc})"))
         else:
             source = source.with_module(module)
             layout = layout.with_boxes("normalized")
@@ -167,7 +171,7 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
     elif crushed:
         reason = ("--keep-box-units was given" if not opts.normalise_boxes
                   else "int8lab rewrites the outputs of PyTorch and ONNX models only")
-        findings.append(Finding("detector-output", "warning", f"{why}; {reason}"))
+        findings.append(Finding("warning", "detector-output", f"{why}; {reason}"))
     task["layout"] = layout.as_dict()
     return task, source, findings
 

@@ -47,3 +47,19 @@ def test_unknown_range_estimator_names_the_choices(fashion_fp32_tflite):
 
     with pytest.raises(UsageError, match="octav"):
         load_model_source(fashion_fp32_tflite, ModelOptions(range_estimator="mse"))
+
+
+def test_a_tflite_without_a_signature_gets_one_and_quantizes(fashion_fp32_tflite, fashion_dir, fashion_opts, tmp_path):
+    """onnx2tf's and older converters' files have no SignatureDef; ai-edge-quantizer keys by one."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(fashion_fp32_tflite.read_bytes()))
+    model.signatureDefs = []
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    assert not Interpreter(model_path=str(bare)).get_signature_list()
+    source = TFLiteSource(bare)
+    calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), num_samples=10)
+    info = inspect_tflite(convert(source, "int8", calibration))
+    assert info.fully_integer and info.inputs[0].dtype == "int8"

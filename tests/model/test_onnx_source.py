@@ -114,3 +114,30 @@ def test_dynamic_axes_detector_is_folded_and_matches_onnx_runtime():
 def test_dynamic_axes_without_input_size_ask_for_it():
     with pytest.raises(UsageError, match="--input-size"):
         load_model_source(DETECTOR_ONNX).input
+
+
+def test_pow_of_a_sigmoid_matches_onnx_runtime(tmp_path):
+    """YOLOv5's head: (2 sigmoid(x))^2 scales the anchors."""
+    two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["s", "two"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["y"])]
+    source = load_model_source(_graph_model(tmp_path, nodes, [two]))
+    x = np.random.default_rng(2).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    assert np.abs(rebuilt_outputs(source, x) - source.predict(x)).max() < 1e-5
+
+
+def test_a_float16_export_is_rebuilt_in_float32_and_said_so(tmp_path):
+    """An ``--half`` export: float16 input, weights and output."""
+    rng = np.random.default_rng(3)
+    weight = helper.make_tensor("w", TensorProto.FLOAT16, [4, 3, 3, 3], rng.normal(size=108).astype(np.float16))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Sigmoid", ["c"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, None)], [weight])
+    path = tmp_path / "half.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    source = load_model_source(path)
+    x = rng.random((1, 3, 8, 8), dtype=np.float32)
+    reference = source.predict(x)  # ONNX Runtime on the float16 file, float32 out
+    assert source.float16 and reference.dtype == np.float32
+    assert np.abs(rebuilt_outputs(source, x) - reference).max() < 2e-3

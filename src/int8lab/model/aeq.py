@@ -263,6 +263,32 @@ def _quiet():
         yield
 
 
+def with_signature(content: bytes) -> bytes:
+    """The model itself, or, when it has no signature (onnx2tf's and older converters' files),
+    the same model with a ``serving_default`` one naming its graph inputs and outputs: what
+    ai-edge-quantizer keys calibration by."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if Interpreter(model_content=content).get_signature_list():
+        return content
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+
+    def tensor_map(index: int):
+        entry = schema.TensorMapT()
+        entry.name, entry.tensorIndex = graph.tensors[index].name, index
+        return entry
+
+    signature = schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = "serving_default", 0
+    signature.inputs = [tensor_map(i) for i in graph.inputs]
+    signature.outputs = [tensor_map(i) for i in graph.outputs]
+    model.signatureDefs = [signature]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def serving_input(content: bytes) -> tuple[str, str]:
     """The signature and input name that calibration samples are keyed by."""
     from ai_edge_litert.interpreter import Interpreter

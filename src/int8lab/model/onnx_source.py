@@ -171,12 +171,20 @@ def _op_table():
         picked = torch.index_select(x[0], axis, torch.from_numpy(indices.reshape(-1).astype(np.int64)))
         return picked.reshape(*x[0].shape[:axis], *indices.shape, *x[0].shape[axis + 1:])
 
+    def pow_(m, x, a):
+        """YOLOv5's (2 sigmoid)^2 anchor scaling: a constant exponent, 2 as a product."""
+        exponent = m.static(x[1]) if isinstance(x[1], np.ndarray) else None
+        if exponent is None or exponent.size != 1:
+            return torch.pow(x[0], x[1])
+        value = float(exponent.reshape(-1)[0])
+        return x[0] * x[0] if value == 2.0 else torch.pow(x[0], value)
+
     return {
         "Split": split,
         "Slice": slice_,
         "Resize": resize,
         "Gather": gather,
-        "Cast": lambda m, x, a: x[0],  # float graphs: casts that survive folding are float to float
+        "Cast": lambda m, x, a: x[0],  # float graphs (float16 ones rebuilt in float32): float to float
         "Conv": conv,
         "Relu": lambda m, x, a: torch.relu(x[0]),
         "LeakyRelu": lambda m, x, a: F.leaky_relu(x[0], a.get("alpha", 0.01)),
@@ -187,6 +195,7 @@ def _op_table():
         "Clip": clip,
         "Softmax": lambda m, x, a: torch.softmax(x[0], dim=a.get("axis", -1)),
         "LogSoftmax": lambda m, x, a: torch.log_softmax(x[0], dim=a.get("axis", -1)),
+        "Pow": pow_,
         "Add": lambda m, x, a: x[0] + x[1],
         "Sub": lambda m, x, a: x[0] - x[1],
         "Mul": lambda m, x, a: x[0] * x[1],
@@ -215,7 +224,7 @@ def _op_table():
 # taken as numpy, which torch.export can trace through, rather than as a tensor buffer.
 STATIC_INPUTS = {"Resize": (1, 2, 3), "Clip": (1, 2), "Pad": (1, 2), "Slice": (1, 2, 3, 4),
                  "Split": (1,), "Reshape": (1,), "Gather": (1,), "ReduceMean": (1,),
-                 "Squeeze": (1,), "Unsqueeze": (1,)}
+                 "Squeeze": (1,), "Unsqueeze": (1,), "Pow": (1,)}
 
 
 def _text(value) -> str:
@@ -338,6 +347,8 @@ class OnnxSource(TorchSource):
             raise UsageError(f"{self.path} is not a readable ONNX model: {str(exc).splitlines()[0]}") from None
         initialisers = {i.name for i in model.graph.initializer}
         inputs = [i for i in model.graph.input if i.name not in initialisers]
+        self.float16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer) or any(
+            i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in inputs)
         if len(inputs) != 1:
             raise UsageError(f"{self.path}: int8lab takes models with one image input, got {len(inputs)}")
         dims = [d.dim_value or None for d in inputs[0].type.tensor_type.shape.dim]
@@ -369,8 +380,9 @@ class OnnxSource(TorchSource):
         if self.options.io_layout == "nhwc":
             batch = batch.transpose(0, 3, 1, 2)
         name = session.get_inputs()[0].name
-        return np.concatenate([session.run(None, {name: np.ascontiguousarray(batch[i:i + 1], np.float32)})[0]
-                               for i in range(len(batch))])
+        dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+        return np.concatenate([session.run(None, {name: np.ascontiguousarray(batch[i:i + 1], dtype)})[0]
+                               for i in range(len(batch))]).astype(np.float32)
 
     def with_module(self, module) -> "OnnxSource":
         clone = super().with_module(module)

@@ -127,11 +127,13 @@ class TFLiteSource:
     def __init__(self, path: str | Path):
         from int8lab.runtime import LiteRTModel
 
+        from int8lab.model.aeq import with_signature
+
         self.path = Path(path)
         if not self.path.is_file():
             raise UsageError(f"model {self.path} does not exist")
-        self.content = self.path.read_bytes()
-        self.runtime = LiteRTModel(self.content)
+        self.runtime = LiteRTModel(self.path.read_bytes())  # refuses what LiteRT cannot read, clearly
+        self.content = with_signature(self.path.read_bytes())
         if np.dtype(self.runtime.input["dtype"]) != np.float32:
             raise UsageError(f"{self.path} is already quantized (its input is "
                              f"{np.dtype(self.runtime.input['dtype']).name}); give the float model")
