@@ -79,6 +79,7 @@ class Calibrated:
 
         self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
         self.kept_float: tuple[str, ...] = ()  # tensors every quantization leaves in float
+        self._bias_shift = None  # (layers, delta): a detector's class logits re-centred
         self.notes = ranges.RangeNotes()
         samples = _calibration_samples(float_content, representative_dataset)
         with _reasons(mode), _quiet():
@@ -193,6 +194,8 @@ class Calibrated:
         latencies = bench_latencies(models, runs=20)
         best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
         self.kept_float = best[2]
+        chosen = models[[row[1] for row in scored].index(best[1])].predict(images)
+        recentred = self._recentre_class_logits(plan, head_score, images, reference, chosen)
         self.notes.detector_head = {
             "chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
             "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),
@@ -200,7 +203,32 @@ class Calibrated:
             "metric": "mAP50-95 against the float model's detections",
             "candidates": [{"name": name, "score": score, "float_tensors": len(tensors), "size_bytes": size,
                             "latency_ms": latency["mean_ms"]}
-                           for (score, name, tensors, size), latency in zip(scored, latencies)]}
+                           for (score, name, tensors, size), latency in zip(scored, latencies)],
+            "class_logit_shift": recentred}
+
+    def _recentre_class_logits(self, plan, head_score, images, reference, quantized) -> dict | None:
+        """Add to the float class convolutions' biases the mean gap between float and int8 class
+        logits where the float model is confident (detector_head.CONFIDENT); kept when the
+        calibration images keep at least as many of the float detections with it."""
+        from int8lab.model.detector_head import CONFIDENT, MIN_CONFIDENT, class_convolutions
+        from int8lab.runtime import LiteRTModel
+
+        layers = class_convolutions(self.content, plan, head_score.num_classes)
+        float_scores, int8_scores = head_score.class_scores(reference), head_score.class_scores(quantized)
+        if not layers or not layers <= set(self.kept_float) or float_scores is None:
+            return None
+        confident = float_scores > CONFIDENT
+        if confident.sum() < MIN_CONFIDENT:
+            return {"kept": False, "reason": f"{int(confident.sum())} confident class scores on the calibration "
+                                             f"images, fewer than {MIN_CONFIDENT}"}
+        delta = float(np.mean(_logit(float_scores[confident]) - _logit(int8_scores[confident])))
+        self._bias_shift = (layers, delta)
+        before = head_score.kept(reference, quantized)
+        after = head_score.kept(reference, LiteRTModel(self.quantize()).predict(images))
+        if after < before:
+            self._bias_shift = None
+        return {"kept": after >= before, "delta": delta, "layers": len(layers), "confident_scores": int(confident.sum()),
+                "detections_kept_before": before, "detections_kept_after": after}
 
     def quantize(self, float_tensors=()) -> bytes:
         """The quantized model, with the ops producing ``float_tensors`` (and ``kept_float``)
@@ -210,6 +238,10 @@ class Calibrated:
 
         float_tensors = (*self.kept_float, *float_tensors)
         content = self._recorrect(float_tensors) if float_tensors and self._recorrect else self.quantizable
+        if self._bias_shift:
+            from int8lab.model.bias_correction import shift_biases
+
+            content = shift_biases(content, *self._bias_shift)
         with _reasons(self.mode), _quiet():
             qt = _quantizer(content, self.mode, self.estimator)
             for regex, operation, config in self.extra:  # config None: leave it float
@@ -222,6 +254,11 @@ class Calibrated:
                 qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
                                               operation_name=TFLOperationName.ALL_SUPPORTED)
             return bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def _quantizer(content: bytes, mode: str, estimator: str):

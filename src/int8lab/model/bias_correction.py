@@ -129,6 +129,29 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), corrected
 
 
+def shift_biases(content: bytes, outputs: set[str], delta: float) -> bytes:
+    """The model with ``delta`` added to the bias of each layer writing one of ``outputs`` (a
+    bias shared with another tensor gets a copy of its own first)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tfl, model, graph, layers = _layers(content)
+    users = {}
+    for tensor in graph.tensors:
+        users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    for _, op in layers:
+        if tfl.get_tensor_name(graph.tensors[op.outputs[0]]) not in outputs:
+            continue
+        bias_tensor = graph.tensors[op.inputs[2]]
+        bias = tfl.get_tensor_data(bias_tensor, model.buffers)
+        if users[bias_tensor.buffer] > 1:
+            users[bias_tensor.buffer] -= 1
+            model.buffers.append(schema.BufferT())
+            bias_tensor.buffer = len(model.buffers) - 1
+        model.buffers[bias_tensor.buffer].data = np.frombuffer((bias + delta).astype(np.float32).tobytes(), np.uint8)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def relative_error(reference: np.ndarray, quantized: np.ndarray) -> float:
     """Squared error of the quantized outputs over the float outputs' energy: unit-free, so a
     detector's boxes and scores and a classifier's logits are judged alike."""

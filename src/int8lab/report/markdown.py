@@ -120,6 +120,15 @@ def correction_lines(c: dict) -> list[str]:
                           for k in head["candidates"])
         lines.append(f"detector head: {head['chosen']} ({len(head['float_tensors'])} float ops), chosen on "
                      f"{head['ranking_images']} calibration images by {head['metric']}: {tried}")
+        shift = head.get("class_logit_shift")
+        if shift and "delta" in shift:
+            verdict = "kept" if shift["kept"] else "not kept"
+            lines.append(f"class logits re-centred by {shift['delta']:+.3f} ({verdict}): the mean gap between float and "
+                         f"int8 logits over {shift['confident_scores']} confident class scores of the calibration "
+                         f"images; float detections kept there {_pct(shift['detections_kept_before'])} -> "
+                         f"{_pct(shift['detections_kept_after'])}")
+        elif shift:
+            lines.append(f"class logits not re-centred: {shift['reason']}")
         if head.get("class_branch_widened"):
             lines.append(f"class branch: the maxima of {head['class_branch_widened']} int8 ranges feeding only the class "
                          f"logits widened x{head['class_branch_margin']:g}, so detections brighter than any calibration "

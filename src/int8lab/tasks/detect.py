@@ -210,6 +210,20 @@ class HeadScore:
     def __call__(self, reference: np.ndarray, quantized: np.ndarray) -> float:
         return map_against_reference(reference, quantized, self.layout)
 
+    def class_scores(self, outputs: np.ndarray) -> np.ndarray | None:
+        """The sigmoid class scores of raw outputs, channels last; None for heads whose score is
+        a product (v5's objectness), where a logit shift is not one number."""
+        if self.layout.objectness:
+            return None
+        return np.moveaxis(outputs, self.layout.channel_axis, -1)[..., 4:]
+
+    def kept(self, reference: np.ndarray, quantized: np.ndarray) -> float:
+        """The share of the reference's detections at the operating point that ``quantized`` keeps."""
+        pairing = Pairing()
+        for ref, quant in zip(reference, quantized):
+            pairing.update(decode(ref, self.layout), decode(quant, self.layout))
+        return pairing.result(len(reference))["detections_kept"] or 0.0
+
 
 def head_scorer(task: dict) -> HeadScore | None:
     """The ``head_score`` for a detect task, else None."""
