@@ -29,6 +29,7 @@ from int8lab.checks import (
     raise_on_errors,
 )
 from int8lab.config import DataOptions
+from int8lab.cpu import cpu_info
 from int8lab.data.discovery import discover, plan_parts
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
@@ -253,17 +254,27 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
                "int8": measure_latency(LiteRTModel(converted.path, threads))}
-    summary = {"model": str(source.path), "data": str(data_dir),
+    cpu = cpu_info()
+    summary = {"model": str(source.path), "data": str(data_dir), "cpu": cpu.as_dict(),
                "data_parts": data_parts(data_dir, opts.dataset_type, parts) if parts else None,
                "validation": results,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
-               "warnings": [f.message for f in converted.warnings]}
+               "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu)}
     if recovery is not None:
         summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split, labels,
                                                threads, opts)
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def slower_int8(latency: dict, cpu) -> list[str]:
+    """A warning when the int8 model is slower than the fp32 one on this CPU, with the likely cause."""
+    fp32, int8 = latency["fp32"]["mean_ms"], latency["int8"]["mean_ms"]
+    if int8 <= fp32:
+        return []
+    return [f"the int8 model is slower than the fp32 one on this CPU ({int8:.3f} vs {fp32:.3f} ms; "
+            f"{cpu.describe()}): {cpu.int8_meaning()}; `int8lab inspect` lists the ops that run outside XNNPACK"]
 
 
 def data_parts(data_dir, dataset_type: str, parts: tuple[str, str]) -> dict:

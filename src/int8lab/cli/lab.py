@@ -28,6 +28,7 @@ def bench_command(
 ):
     """Size, parameters and latency of several models, side by side in one process."""
     from int8lab.benchmark import bench_models
+    from int8lab.cpu import cpu_info
 
     rows = bench_models(models, threads, runs, warmup)
     if as_json:
@@ -45,6 +46,8 @@ def bench_command(
                       f"{lat['mean_ms']:.3f}", f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}",
                       f"{row['speedup_vs_first']:.2f}x")
     table_console().print(table)
+    cpu = cpu_info()
+    typer.echo(f"cpu: {cpu.describe()}; {cpu.int8_meaning()}")
 
 
 @data_options

@@ -170,7 +170,8 @@ def quantize_command(
     typer.echo(f"size: fp32 {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB -> int8 "
                f"{sizes['int8_tflite_bytes'] / 1024:.1f} KiB ({100 * sizes['int8_vs_fp32']:.1f}%)")
     typer.echo(f"latency (mean): fp32 {latency['fp32']['mean_ms']:.3f} ms, int8 "
-               f"{latency['int8']['mean_ms']:.3f} ms")
+               f"{latency['int8']['mean_ms']:.3f} ms on {summary['cpu']['model']} "
+               f"({', '.join(summary['cpu']['features']) or 'no SIMD flags read'})")
     recovery = summary.get("recovery")
     if recovery and "before" in recovery:
         from int8lab.tasks import task_of_results

@@ -48,6 +48,9 @@ def validation_report(summary: dict) -> str:
         lines.append(f"| latency mean / p50 / p90 ({latency['fp32']['threads'] or 'default'} threads) | "
                      f"{_latency(latency['fp32'])} | {_latency(latency['int8'])} |")
     lines += [""] + task.report_notes(v)
+    if summary.get("cpu"):
+        lines.append(f"- latency measured on {summary['cpu']['model']} ({summary['cpu']['machine']}, "
+                     f"{', '.join(summary['cpu']['features']) or 'no SIMD flags read'}): {summary['cpu']['int8']}")
     rewrite = (conversion.get("task") or {}).get("box_rewrite")
     if rewrite:
         lines.append(f"- detector output: {rewrite}; the sidecar records `\"boxes\": \"normalized\"`")
