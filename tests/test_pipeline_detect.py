@@ -42,6 +42,20 @@ def test_dynamic_onnx_detector_quantizes_integer_but_its_decode_tail_and_keeps_i
 
 
 @pytest.mark.slow
+def test_a_float_tflite_detector_keeps_its_detections_without_a_graph_rewrite(quantized, tmp_path):
+    """A float .tflite cannot be rewritten like a PyTorch graph: the decode tail left in float
+    keeps its boxes and scores apart (full int8 of it crushes the scores in one output scale)."""
+    out, _ = quantized
+    summary = json.loads(int8lab("quantize", out / "model_fp32.tflite", *FLAGS[:-5], "-q", "--json",
+                                 "-o", tmp_path).stdout)
+    head = summary["conversion"]["range_corrections"]["detector_head"]
+    assert head["chosen"] != "full int8" and summary["conversion"]["task"]["layout"]["boxes"] == "pixels"
+    assert summary["validation"]["detections_kept"] >= 0.93
+    assert not any("round every score" in w for w in summary["warnings"])
+    assert summary["cpu"]["model"]
+
+
+@pytest.mark.slow
 def test_calibration_images_without_any_of_its_objects_keep_the_detections(tmp_path):
     """Generic photos (no garment in them) calibrate; the held-out garment images still keep
     their detections: no score range stops below the logits of real detections."""
