@@ -31,17 +31,32 @@ def labelled_metrics(labels: np.ndarray, scores: np.ndarray, class_names: list[s
     return matrix_metrics(confusion_matrix(labels, scores.argmax(axis=1), len(class_names)), class_names)
 
 
+G_MEAN_SUPPORT = 5  # below this many images in a class, its recall is too coarse for a G-mean
+MOST_CONFUSED = 10
+
+
 def matrix_metrics(matrix: np.ndarray, class_names: list[str]) -> dict:
-    """Accuracy, macro precision/recall, G-mean and per-class scores, all from the confusion matrix."""
+    """Accuracy, macro precision/recall, G-mean and per-class scores, all from the confusion
+    matrix; the most confused (true, predicted) pairs; and why the G-mean means nothing, when a
+    class has too few images for its recall to be more than 0 or 1."""
     precision, recall = per_class_scores(matrix)
-    present = matrix.sum(axis=1) > 0
+    support = matrix.sum(axis=1)
+    present = support > 0
+    thin = int((present & (support < G_MEAN_SUPPORT)).sum())
+    off_diagonal = matrix - np.diag(np.diag(matrix))
+    order = np.argsort(-off_diagonal, axis=None)[:MOST_CONFUSED]
+    pairs = [(int(k // len(matrix)), int(k % len(matrix))) for k in order]
     return {
         "accuracy": float(np.trace(matrix) / matrix.sum()),
         "precision_macro": float(precision[present].mean()),
         "recall_macro": float(recall[present].mean()),
         "g_mean": g_mean(recall, present),
+        "g_mean_note": (f"n/a: {thin} of {int(present.sum())} classes have fewer than {G_MEAN_SUPPORT} images, so "
+                        f"their recall is 0 or 1 and the geometric mean is 0 or chance" if thin else None),
         "per_class": {name: {"precision": float(p), "recall": float(r), "support": int(s)}
-                      for name, p, r, s in zip(class_names, precision, recall, matrix.sum(axis=1))},
+                      for name, p, r, s in zip(class_names, precision, recall, support)},
+        "most_confused": [{"true": class_names[t], "predicted": class_names[q], "images": int(matrix[t, q])}
+                          for t, q in pairs if matrix[t, q] > 0],
         "confusion_matrix": matrix.tolist(),
     }
 

@@ -198,6 +198,14 @@ def test_class_folders_are_divided_class_by_class(tmp_path):
     assert discover(root, split=CALIBRATION_PART).class_counts() == {"class_0": 2, "class_1": 3, "class_2": 1}
 
 
+def test_classes_of_one_image_each_are_pooled_so_some_are_held_out(tmp_path):
+    """An ImageNet sample of one image a class still has a held-out part."""
+    root = plain_classes(tmp_path / "classes", (1,) * 6)
+    held_out, calibration = discover(root, split=HELD_OUT_PART), discover(root, split=CALIBRATION_PART)
+    assert (len(held_out), len(calibration)) == (3, 3)
+    assert not set(held_out.files) & set(calibration.files)
+
+
 def test_parts_are_planned_only_without_split_folders(tmp_path, classification_tree):
     assert plan_parts(fill(tmp_path / "photos", 2), "auto", "test") == (CALIBRATION_PART, HELD_OUT_PART)
     assert plan_parts(classification_tree, "auto", "test") is None

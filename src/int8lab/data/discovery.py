@@ -85,15 +85,19 @@ def discover(path: str | Path, dataset_type: str = "auto", split: str | None = N
 def part_of(index: DatasetIndex, part: str) -> DatasetIndex:
     """One of the two disjoint parts of an index: within each class (and among unlabelled
     images), a seeded permutation of the sorted sources gives the held-out part its rounded
-    share, at least one image and never all of them (so a class of one stays in calibration)."""
+    share, at least one image and never all of them. Classes of one image (an ImageNet sample
+    of one image a class, say) are pooled and the pool divided the same way, so that such a
+    folder still has a held-out part."""
     if index.array_path is not None:
         raise DatasetError(f"{index.array_path}: an array file is not divided automatically; give "
                            f"validation images (a folder with a test/ split) instead")
     rng = np.random.default_rng(PART_SEED)
     labels = np.asarray(index.labels, dtype=np.int64)
     held_out = np.zeros(len(index.files), dtype=bool)
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
+    groups = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    singles = [g for g in groups if len(g) == 1]
+    groups = [g for g in groups if len(g) > 1] + ([np.concatenate(singles)] if len(singles) > 1 else [])
+    for members in groups:
         share = int(round(len(members) * HELD_OUT_FRACTION))
         share = min(max(share, 1), len(members) - 1)
         held_out[rng.permutation(members)[:share]] = True

@@ -74,9 +74,22 @@ def layer_errors_png(rows, threshold: float | None, path: Path, most: int = 40) 
     return _save(fig, path)
 
 
+ANNOTATED_CLASSES = 30  # above this, a heat map without labels or counts (1000 classes: a million cells)
+
+
 def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
+    """Counts in every cell for a few dozen classes; above ANNOTATED_CLASSES a fixed-size heat map
+    (the most confused pairs are a table in the report), so the figure costs the same at 1000."""
     plt = _pyplot()
     matrix = np.asarray(matrix)
+    if len(class_names) > ANNOTATED_CLASSES:
+        fig, ax = plt.subplots(figsize=(7.5, 6.5))
+        shown = ax.imshow(np.log1p(matrix), cmap="Blues", interpolation="nearest")
+        fig.colorbar(shown, ax=ax, label="log(1 + images)")
+        ax.set_xlabel(f"predicted (class index, {len(class_names)} classes)")
+        ax.set_ylabel("true (class index)")
+        ax.set_title(title)
+        return _save(fig, path)
     size = max(4.0, 0.55 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     ax.imshow(matrix, cmap="Blues")

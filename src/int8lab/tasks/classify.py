@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from int8lab.atomic import atomic_write
 from int8lab.data.loader import chunked
 from int8lab.evaluate import ClassificationAccumulator, agreement_from_sums, matrix_metrics
 from int8lab.report.plots import confusion_matrix_png
@@ -92,6 +93,9 @@ def merge(states: list[State]) -> State:
     return merged
 
 
+JSON_MATRIX_CLASSES = 100  # above this, the confusion matrices go to .npy files beside the JSON
+
+
 def finish(state: State, plan: dict, out_dir: Path) -> dict:
     """The results dict, and the confusion matrices drawn into ``out_dir``."""
     results = {"task": name, **state.accumulator.result(), "skipped_files": state.skipped,
@@ -99,9 +103,14 @@ def finish(state: State, plan: dict, out_dir: Path) -> dict:
     if state.accumulator.labelled:
         out_dir.mkdir(parents=True, exist_ok=True)
         for model in ("reference", "quantized"):
+            matrix = state.accumulator.confusion[model]
             results[model]["confusion_png"] = confusion_matrix_png(
-                np.array(results[model]["confusion_matrix"]), plan["class_names"],
-                f"{model} model", out_dir / f"confusion_{model}.png").name
+                matrix, plan["class_names"], f"{model} model", out_dir / f"confusion_{model}.png").name
+            if len(matrix) > JSON_MATRIX_CLASSES:  # a million counts are no JSON to read
+                with atomic_write(out_dir / f"confusion_{model}.npy") as handle:
+                    np.save(handle, matrix)
+                results[model]["confusion_matrix"] = None
+                results[model]["confusion_matrix_npy"] = f"confusion_{model}.npy"
     return results
 
 
@@ -115,6 +124,9 @@ def report_rows(v: dict) -> list[str]:
     if v.get("reference"):
         for key, label in (("precision_macro", "precision (macro)"), ("recall_macro", "recall (macro)"),
                            ("g_mean", "G-mean")):
+            if key == "g_mean" and (v["reference"].get("g_mean_note") or v["quantized"].get("g_mean_note")):
+                rows.append(f"| {label} | n/a | n/a |")
+                continue
             rows.append(f"| {label} | {v['reference'][key]:.4f} | {v['quantized'][key]:.4f} |")
     return rows
 
@@ -130,14 +142,27 @@ def report_notes(v: dict) -> list[str]:
     return lines
 
 
+PER_CLASS_ROWS = 30  # more classes than this: the lowest recalls only
+
+
 def report_details(v: dict) -> list[str]:
     if not v.get("reference"):
         return []
-    lines = ["", "## Per class (quantized)", "", "| class | precision | recall | support |", "|---|---|---|---|"]
-    for label, scores in v["quantized"]["per_class"].items():
+    quantized = v["quantized"]
+    per_class = sorted(quantized["per_class"].items(), key=lambda item: item[1]["recall"])
+    shown = per_class if len(per_class) <= PER_CLASS_ROWS else per_class[:PER_CLASS_ROWS]
+    heading = ("## Per class (quantized)" if shown is per_class else
+               f"## The {PER_CLASS_ROWS} classes of lowest recall (quantized; {len(per_class)} in all)")
+    lines = ["", heading, "", "| class | precision | recall | support |", "|---|---|---|---|"]
+    for label, scores in (quantized["per_class"].items() if shown is per_class else shown):
         lines.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['support']} |")
+    if quantized.get("g_mean_note"):
+        lines += ["", f"G-mean: {quantized['g_mean_note']}."]
+    if quantized.get("most_confused"):
+        lines += ["", "## Most confused (quantized)", "", "| true | predicted as | images |", "|---|---|---|"]
+        lines += [f"| {p['true']} | {p['predicted']} | {p['images']} |" for p in quantized["most_confused"]]
     return lines + ["", f"![float confusion matrix]({v['reference']['confusion_png']})",
-                    f"![quantized confusion matrix]({v['quantized']['confusion_png']})"]
+                    f"![quantized confusion matrix]({quantized['confusion_png']})"]
 
 
 def console_lines(v: dict) -> list[str]:
@@ -145,8 +170,9 @@ def console_lines(v: dict) -> list[str]:
              f"{_pct(v['tie_aware_top1_agreement'])}), top-5 agreement {_pct(v['top5_agreement'])}",
              f"  accuracy: float {_pct(v['accuracy_reference'])}, quantized {_pct(v['accuracy_quantized'])}"]
     if v.get("accuracy_drop_points") is not None:
-        lines.append(f"  accuracy drop {v['accuracy_drop_points']:.2f} points; G-mean float "
-                     f"{v['reference']['g_mean']:.4f}, quantized {v['quantized']['g_mean']:.4f}")
+        g_mean = (f"G-mean {v['quantized']['g_mean_note']}" if v["quantized"].get("g_mean_note") else
+                  f"G-mean float {v['reference']['g_mean']:.4f}, quantized {v['quantized']['g_mean']:.4f}")
+        lines.append(f"  accuracy drop {v['accuracy_drop_points']:.2f} points; {g_mean}")
     lines.append(f"  output: mean |error| {v['mean_abs_output_error']:.5f}, cosine {v['mean_cosine_similarity']:.5f}")
     return lines
 
