@@ -75,6 +75,7 @@ def layer_errors_png(rows, threshold: float | None, path: Path, most: int = 40) 
 
 
 ANNOTATED_CLASSES = 30  # above this, a heat map without labels or counts (1000 classes: a million cells)
+HEATMAP_CELLS = 200  # the heat map's cells a side: neighbouring classes summed beyond that
 
 
 def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
@@ -83,9 +84,15 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], title: str,
     plt = _pyplot()
     matrix = np.asarray(matrix)
     if len(class_names) > ANNOTATED_CLASSES:
+        block = -(-len(matrix) // HEATMAP_CELLS)  # classes per cell, so that a single image shows
+        cells = -(-len(matrix) // block)
+        padded = np.zeros((cells * block, cells * block), np.int64)
+        padded[:len(matrix), :len(matrix)] = matrix
+        pooled = padded.reshape(cells, block, cells, block).sum(axis=(1, 3))
         fig, ax = plt.subplots(figsize=(7.5, 6.5))
-        shown = ax.imshow(np.log1p(matrix), cmap="Blues", interpolation="nearest")
-        fig.colorbar(shown, ax=ax, label="log(1 + images)")
+        extent = (-0.5, cells * block - 0.5, cells * block - 0.5, -0.5)
+        shown = ax.imshow(np.log1p(pooled), cmap="Blues", interpolation="nearest", extent=extent)
+        fig.colorbar(shown, ax=ax, label=f"log(1 + images), {block} x {block} classes a cell")
         ax.set_xlabel(f"predicted (class index, {len(class_names)} classes)")
         ax.set_ylabel("true (class index)")
         ax.set_title(title)
