@@ -194,7 +194,7 @@ class Calibrated:
         latencies = bench_latencies(models, runs=20)
         best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
         self.kept_float = best[2]
-        chosen = models[[row[1] for row in scored].index(best[1])].predict(images)
+        chosen = models[scored.index(best)].predict(images)
         recentred = self._recentre_class_logits(plan, head_score, images, reference, chosen)
         self.notes.detector_head = {
             "chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),

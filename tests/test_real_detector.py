@@ -1,0 +1,33 @@
+"""The real COCO YOLOv8n of ../shared on labelled coco128 images, as a user runs it (skipped
+where ../shared is absent: a user's clone has none)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, int8lab
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_detector import SHARED, coco_layout  # noqa: E402
+
+MODEL = SHARED / "models" / "yolov8n-coco.onnx"
+pytestmark = pytest.mark.skipif(
+    not (MODEL.is_file() and (SHARED / "coco128").is_dir() and (SHARED / "imagenet-sample").is_dir()),
+    reason=f"needs the COCO YOLOv8n and coco128 of {SHARED}, which a user's clone has not got")
+
+
+@pytest.mark.slow
+def test_yolov8n_stays_within_a_point_of_float_and_keeps_its_detections(tmp_path):
+    data = coco_layout(tmp_path / "data")
+    summary = json.loads(int8lab("quantize", MODEL, "--data", data, "--input-size", "640", "640", "--preset", "unit",
+                                 "--resize", "letterbox", "-q", "--json", "-o", tmp_path / "out").stdout)
+    v = summary["validation"]
+    head = summary["conversion"]["range_corrections"]["detector_head"]
+    assert v["num_images"] == 126 and v["labelled"]
+    assert v["map50_95_reference"] - v["map50_95"] <= 0.01
+    assert v["detections_kept"] >= 0.92
+    assert head["chosen"] != "full int8" and head["class_logit_shift"]["kept"]
+    assert summary["latency"]["int8"]["mean_ms"] and summary["latency"]["fp32"]["mean_ms"]
