@@ -175,26 +175,23 @@ class FallbackResult:
     met: bool
 
 
-WEIGHTED_LAYERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-
-
 def measured_order(float_content: bytes, requantize, drop_of, progress=lambda it, n: it) -> list[list[str]]:
     """The layers with weights, each with its activation (the elementwise ops reading its output:
     a SiLU's LOGISTIC and MUL), measured alone in float on the ranking set, the group whose float
     kernels lower the drop the most first. A detector's error is spread over its body, and a
     tensor-error ranking (which grows with depth) picks hundreds of ops that each change little;
     one measurement per layer finds the few that matter."""
-    from int8lab.model.detector_head import MOVEMENT_OPS
+    from int8lab.model.detector_head import MOVEMENT_OPS, WEIGHTED_OPS
     from int8lab.model.ranges import _graph, _op_name
 
     tfl, model, graph = _graph(float_content)
     name = lambda t: tfl.get_tensor_name(graph.tensors[t])  # noqa: E731
     groups = []
     for op in graph.operators:
-        if _op_name(model, op) not in WEIGHTED_LAYERS:
+        if _op_name(model, op) not in WEIGHTED_OPS:
             continue
         readers = [other for other in graph.operators if op.outputs[0] in other.inputs
-                   and _op_name(model, other) not in (*WEIGHTED_LAYERS, *MOVEMENT_OPS)]
+                   and _op_name(model, other) not in WEIGHTED_OPS | MOVEMENT_OPS]
         groups.append([name(op.outputs[0]), *(name(r.outputs[0]) for r in readers)])
     drops = [drop_of(requantize(group)) for group in progress(groups, len(groups))]
     return [group for _, group in sorted(zip(drops, groups), key=lambda pair: pair[0])]

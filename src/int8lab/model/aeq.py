@@ -186,16 +186,16 @@ class Calibrated:
             self.calibration[name] = {**stats, "max": np.asarray(stats["max"]) * CLASS_BRANCH_MARGIN}
         images = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
         reference = LiteRTModel(self.content).predict(images)
-        scored, models = [], []
+        scored, models, outputs = [], [], []
         for name, tensors in plan.candidates():
             content = self.quantize(tensors)
             models.append(LiteRTModel(content))
-            scored.append((float(head_score(reference, models[-1].predict(images))), name, tensors, len(content)))
+            outputs.append(models[-1].predict(images))
+            scored.append((float(head_score(reference, outputs[-1])), name, tensors, len(content)))
         latencies = bench_latencies(models, runs=20)
         best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
         self.kept_float = best[2]
-        chosen = models[scored.index(best)].predict(images)
-        recentred = self._recentre_class_logits(plan, head_score, images, reference, chosen)
+        recentred = self._recentre_class_logits(plan, head_score, images, reference, outputs[scored.index(best)])
         self.notes.detector_head = {
             "chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
             "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),

@@ -88,18 +88,15 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
     ``quantized_content``) give; and how many layers were corrected. Layers left in float (in
     ``quantized_content``, or named by their output in ``keep_float``), or sharing their bias
     tensor with another layer, are left alone."""
-    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     tfl, model, graph, layers = _layers(float_content)
     qtfl, qmodel, qgraph, qlayers = _layers(quantized_content)
     quantized = {qtfl.get_tensor_name(qgraph.tensors[op.outputs[0]]): op for _, op in qlayers}
-    tensor_users, buffer_users = {}, {}
+    tensor_users, buffer_users = {}, _buffer_users(graph)
     for op in graph.operators:
         for i in op.inputs:
             tensor_users[i] = tensor_users.get(i, 0) + 1
-    for tensor in graph.tensors:
-        buffer_users[tensor.buffer] = buffer_users.get(tensor.buffer, 0) + 1
     corrected = 0
     for kind, op in layers:
         output = tfl.get_tensor_name(graph.tensors[op.outputs[0]])
@@ -117,12 +114,7 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
         shift = _shift(kind, dequantized - weights.astype(np.float64), mean)
         if shift.shape != bias.shape:
             continue
-        data = np.frombuffer((bias - shift).astype(np.float32).tobytes(), np.uint8)
-        if buffer_users[bias_tensor.buffer] > 1:  # a constant shared with other tensors: a copy of its own
-            buffer_users[bias_tensor.buffer] -= 1
-            model.buffers.append(schema.BufferT())
-            bias_tensor.buffer = len(model.buffers) - 1
-        model.buffers[bias_tensor.buffer].data = data
+        _write_bias(model, bias_tensor, buffer_users, bias - shift)
         corrected += 1
     if not corrected:
         return float_content, 0
@@ -130,26 +122,35 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
 
 
 def shift_biases(content: bytes, outputs: set[str], delta: float) -> bytes:
-    """The model with ``delta`` added to the bias of each layer writing one of ``outputs`` (a
-    bias shared with another tensor gets a copy of its own first)."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    """The model with ``delta`` added to the bias of each layer writing one of ``outputs``."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     tfl, model, graph, layers = _layers(content)
+    users = _buffer_users(graph)
+    for _, op in layers:
+        if tfl.get_tensor_name(graph.tensors[op.outputs[0]]) in outputs:
+            bias_tensor = graph.tensors[op.inputs[2]]
+            _write_bias(model, bias_tensor, users, tfl.get_tensor_data(bias_tensor, model.buffers) + delta)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _buffer_users(graph) -> dict[int, int]:
+    """How many tensors read each buffer (converters share equal constants)."""
     users = {}
     for tensor in graph.tensors:
         users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
-    for _, op in layers:
-        if tfl.get_tensor_name(graph.tensors[op.outputs[0]]) not in outputs:
-            continue
-        bias_tensor = graph.tensors[op.inputs[2]]
-        bias = tfl.get_tensor_data(bias_tensor, model.buffers)
-        if users[bias_tensor.buffer] > 1:
-            users[bias_tensor.buffer] -= 1
-            model.buffers.append(schema.BufferT())
-            bias_tensor.buffer = len(model.buffers) - 1
-        model.buffers[bias_tensor.buffer].data = np.frombuffer((bias + delta).astype(np.float32).tobytes(), np.uint8)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return users
+
+
+def _write_bias(model, bias_tensor, users: dict[int, int], values: np.ndarray) -> None:
+    """Store ``values`` as the bias; a buffer shared with other tensors gets a copy of its own first."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if users[bias_tensor.buffer] > 1:
+        users[bias_tensor.buffer] -= 1
+        model.buffers.append(schema.BufferT())
+        bias_tensor.buffer = len(model.buffers) - 1
+    model.buffers[bias_tensor.buffer].data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
 
 
 def relative_error(reference: np.ndarray, quantized: np.ndarray) -> float:

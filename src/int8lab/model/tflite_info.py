@@ -40,14 +40,18 @@ class TFLiteInfo:
         return not self.float_ops
 
     def float_op_summary(self) -> str:
-        """``CONV_2D x5, SOFTMAX x1``: which kernels still run in float."""
-        counts = Counter(entry.split(" ", 1)[0] for entry in self.float_ops)
-        return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
+        return float_op_summary(self.float_ops)
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["fully_integer"] = self.fully_integer
         return data
+
+
+def float_op_summary(float_ops: list[str]) -> str:
+    """``CONV_2D x5, SOFTMAX x1``: which kernels still run in float (``float_ops`` as TFLiteInfo has them)."""
+    counts = Counter(entry.split(" ", 1)[0] for entry in float_ops)
+    return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
 
 
 def _tensor_info(detail: dict) -> TensorInfo:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
+from int8lab.model.tflite_info import float_op_summary
 from int8lab.tasks import task_of_results
 
 
@@ -79,8 +78,7 @@ def _integer_line(tflite: dict, head: dict | None) -> str:
     """Whether every kernel is integer; the float ones by kind, and whether int8lab chose them."""
     if tflite["fully_integer"]:
         return "- fully integer: **yes**"
-    kinds = Counter(op.split(" ", 1)[0] for op in tflite["float_ops"])
-    summary = ", ".join(f"{op} x{n}" for op, n in sorted(kinds.items()))
+    summary = float_op_summary(tflite["float_ops"])
     if head and head["float_tensors"]:
         return (f"- fully integer apart from the detector's decode tail: **{len(tflite['float_ops'])} float ops** "
                 f"({summary}; {head['chosen']}, see below)")
