@@ -236,6 +236,8 @@ class Calibrated:
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.qtyping import TFLOperationName
 
+        from int8lab.model.weight_grid import keep_weight_grids
+
         float_tensors = (*self.kept_float, *float_tensors)
         content = self._recorrect(float_tensors) if float_tensors and self._recorrect else self.quantizable
         if self._bias_shift:
@@ -253,7 +255,9 @@ class Calibrated:
             for name in float_tensors:  # an op's scope is its output names, each followed by ";"
                 qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
                                               operation_name=TFLOperationName.ALL_SUPPORTED)
-            return bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
+            quantized = bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
+        quantized, self.notes.weight_grid = keep_weight_grids(content, quantized)
+        return quantized
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

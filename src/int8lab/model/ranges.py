@@ -40,6 +40,7 @@ class RangeNotes:
     floored_bias_channels: int = 0
     bias_correction: dict | None = None  # int8lab.model.bias_correction
     detector_head: dict | None = None  # int8lab.model.detector_head: which decode ops stay float
+    weight_grid: dict | None = None  # int8lab.model.weight_grid: channels whose weights kept their grid
 
     def as_dict(self) -> dict:
         return asdict(self)

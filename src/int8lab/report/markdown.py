@@ -115,6 +115,10 @@ def correction_lines(c: dict) -> list[str]:
                      f"{bias['relative_error_before']:.3g} -> {bias['relative_error_after']:.3g}")
     elif bias:
         lines.append(f"no bias correction: {bias['reason']}")
+    grid = c.get("weight_grid")
+    if grid and grid.get("channels"):
+        lines.append(f"weights already on an int8 grid kept exactly: {grid['channels']} of {grid['of_channels']} "
+                     f"channels in {grid['layers']} layers (the rest re-quantized)")
     head = c.get("detector_head")
     if head:
         tried = "; ".join(f"{k['name']} {k['score']:.4f} ({k['size_bytes'] / 1024:.0f} KiB, {k['latency_ms']:.2f} ms)"
