@@ -72,3 +72,38 @@ def test_dead_channel_keeps_its_bias_and_nothing_warns(tmp_path, fashion_dir):
     batch = opts.generator(fashion_dir, opts.spec(source.input), num_samples=4).first_batch()
     channel = LiteRTModel(result.path).predict(batch)[:, 1]
     assert np.allclose(channel, 0.75, atol=0.02)
+
+
+def flat_activation_model(path):
+    """Convs with large weights before SiLU and hard-swish: pre-activations far below where
+    either is flat."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(0, 4))(inputs)
+    x = layers.Activation("silu")(x)
+    x = layers.Conv2D(8, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(0, 1))(x)
+    x = layers.Activation("hard_silu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(3)(x))
+    model.save(path)
+    return path
+
+
+def test_silu_and_hard_swish_inputs_lose_only_their_flat_end(tmp_path, fashion_dir):
+    from int8lab.model.convert import convert
+    from int8lab.model.source import ModelOptions
+    from int8lab.model.tflite_info import inspect_tflite
+
+    source = load_model_source(flat_activation_model(tmp_path / "flat.keras"), ModelOptions(backend="aeq"))
+    float_model = convert(source, "none")
+    assert {"LOGISTIC", "MUL", "HARD_SWISH"} <= set(inspect_tflite(float_model).op_histogram)
+    opts = DataOptions(preset="unit", quiet=True, num_samples=10, input_size=(16, 16), channels=3)
+    result = convert_job(source, fashion_dir, tmp_path / "m.tflite", opts, "int8")
+    clipped = result.metadata["range_corrections"]["flat_clipped"]
+    assert clipped["tensors"] == 2 and clipped["largest_step_reduction"] > 1.5
+    batch = opts.generator(fashion_dir, opts.spec(source.input), num_samples=8).first_batch()
+    reference, quantized = LiteRTModel(float_model).predict(batch), LiteRTModel(result.path).predict(batch)
+    assert np.abs(quantized - reference).max() < 0.05 * np.abs(reference).max()

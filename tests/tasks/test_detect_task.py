@@ -53,3 +53,15 @@ def test_labels_sit_beside_the_images_folder():
     boxes, classes = read_labels(label_file(image), (200, 160))
     assert len(boxes) == len(classes) > 0
     assert (boxes[:, 2:] > boxes[:, :2]).all() and boxes.max() <= 200
+
+
+def test_end_to_end_rows_are_read_without_nms_and_need_the_class_count():
+    layout = resolve_layout((1, 300, 6), (160, 160), 10)
+    assert layout.end_to_end and layout.num_classes == 10
+    rows = np.zeros((300, 6), np.float32)
+    rows[0] = [10, 10, 50, 50, 0.9, 3]
+    rows[1] = [12, 11, 50, 50, 0.8, 3]  # overlapping, same class: an NMS-free head keeps both
+    boxes, scores, classes = decode(rows, layout)
+    assert boxes.tolist() == [[10, 10, 50, 50], [12, 11, 50, 50]] and classes.tolist() == [3, 3]
+    with pytest.raises(UsageError, match="class names"):
+        resolve_layout((1, 300, 6), (160, 160))

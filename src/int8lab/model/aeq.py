@@ -89,11 +89,12 @@ class Calibrated:
             spec = getattr(representative_dataset, "spec", None)
             if spec is not None:
                 ranges.set_input_range(self.calibration, self.content, spec.value_range(), self.notes)
+            ranges.clip_flat_activation_inputs(self.calibration, self.content, self.notes)
             if mode == "int8-float-io":  # the model's edges stay float: QUANTIZE in, DEQUANTIZE out
                 self.extra = [(".*", TFLOperationName.INPUT, None), (".*", TFLOperationName.OUTPUT, None)]
             full_int8 = None
             if bias_correction:
-                full_int8 = self._correct_biases(samples)
+                full_int8 = self._correct_biases(samples, head_score)
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
@@ -102,11 +103,16 @@ class Calibrated:
                 else:
                     self._keep_logits_apart(ranges, samples, full_int8)
 
-    def _correct_biases(self, samples) -> bytes | None:
-        """Biases less the mean shift of int8 weights, kept if the ranking images say it helps;
-        the quantized model as it now stands, when it was built on the way (None otherwise)."""
+    def _correct_biases(self, samples, head_score=None) -> bytes | None:
+        """Biases less the mean shift of int8 weights, kept if the ranking images say it helps
+        (by the relative output error, or a detector's own ``output_error``); the quantized model
+        as it now stands, when it was built on the way (None otherwise)."""
         from int8lab.model import bias_correction
         from int8lab.runtime import LiteRTModel
+
+        def error(reference, quantized) -> float:
+            own = head_score.output_error(reference, quantized) if head_score is not None else None
+            return bias_correction.relative_error(reference, quantized) if own is None else own
 
         batches = [array for sample in next(iter(samples.values())) for array in sample.values()]
         mean_part, ranking = bias_correction.ranking_split(batches)
@@ -121,11 +127,14 @@ class Calibrated:
             return plain
         images = np.concatenate(ranking)
         reference = LiteRTModel(self.content).predict(images)
-        before = bias_correction.relative_error(reference, LiteRTModel(plain).predict(images))
+        before = error(reference, LiteRTModel(plain).predict(images))
         self.quantizable = corrected
         candidate = self.quantize()
-        after = bias_correction.relative_error(reference, LiteRTModel(candidate).predict(images))
+        after = error(reference, LiteRTModel(candidate).predict(images))
+        measure = "relative output error" if head_score is None or head_score.output_error(reference, reference) \
+            is None else "1 - mAP50-95 against the float detections"
         self.notes.bias_correction = {"kept": after < before, "layers": layers, "ranking_images": len(images),
+                                      "measure": measure,
                                       "relative_error_before": before, "relative_error_after": after}
         if after >= before:
             self.quantizable = self.content
@@ -214,20 +223,20 @@ class Calibrated:
         from int8lab.runtime import LiteRTModel
 
         layers = class_convolutions(self.content, plan, head_score.num_classes)
-        float_scores, int8_scores = head_score.class_scores(reference), head_score.class_scores(quantized)
-        if not layers or not layers <= set(self.kept_float) or float_scores is None:
+        pairs = head_score.score_pairs(reference, quantized, CONFIDENT)
+        if not layers or not layers <= set(self.kept_float) or pairs is None:
             return None
-        confident = float_scores > CONFIDENT
-        if confident.sum() < MIN_CONFIDENT:
-            return {"kept": False, "reason": f"{int(confident.sum())} confident class scores on the calibration "
+        float_scores, int8_scores = pairs
+        if len(float_scores) < MIN_CONFIDENT:
+            return {"kept": False, "reason": f"{len(float_scores)} confident class scores on the calibration "
                                              f"images, fewer than {MIN_CONFIDENT}"}
-        delta = float(np.mean(_logit(float_scores[confident]) - _logit(int8_scores[confident])))
+        delta = float(np.mean(_logit(float_scores) - _logit(int8_scores)))
         self._bias_shift = (layers, delta)
         before = head_score.kept(reference, quantized)
         after = head_score.kept(reference, LiteRTModel(self.quantize()).predict(images))
         if after < before:
             self._bias_shift = None
-        return {"kept": after >= before, "delta": delta, "layers": len(layers), "confident_scores": int(confident.sum()),
+        return {"kept": after >= before, "delta": delta, "layers": len(layers), "confident_scores": len(float_scores),
                 "detections_kept_before": before, "detections_kept_after": after}
 
     def quantize(self, float_tensors=()) -> bytes:

@@ -40,6 +40,7 @@ def _op_table():
     """op_type -> fn(module, inputs, attrs) -> output tensor (or tuple)."""
     torch = import_torch()
     F = torch.nn.functional
+    CAST_TYPES = _cast_types()
 
     def conv(m, x, a):
         weight, bias = x[1], (x[2] if len(x) > 2 else None)
@@ -163,14 +164,6 @@ def _op_table():
         raise UsageError(f"Resize with mode {mode} and coordinate_transformation_mode {transform} is not "
                          f"supported (nearest/asymmetric/floor and linear/half_pixel/align_corners are)")
 
-    def gather(m, x, a):
-        indices = m.static(x[1])
-        axis = a.get("axis", 0)
-        if isinstance(x[0], np.ndarray):
-            return np.take(x[0], indices, axis=axis)
-        picked = torch.index_select(x[0], axis, torch.from_numpy(indices.reshape(-1).astype(np.int64)))
-        return picked.reshape(*x[0].shape[:axis], *indices.shape, *x[0].shape[axis + 1:])
-
     def pow_(m, x, a):
         """YOLOv5's (2 sigmoid)^2 anchor scaling: a constant exponent, 2 as a product."""
         exponent = m.static(x[1]) if isinstance(x[1], np.ndarray) else None
@@ -179,12 +172,83 @@ def _op_table():
         value = float(exponent.reshape(-1)[0])
         return x[0] * x[0] if value == 2.0 else torch.pow(x[0], value)
 
+    def tensor(value):
+        return torch.from_numpy(np.array(value)) if isinstance(value, np.ndarray) else value
+
+    def integer(value) -> bool:
+        return np.asarray(value).dtype.kind in "iub" if isinstance(value, np.ndarray) else not value.is_floating_point()
+
+    def div(m, x, a):
+        if integer(x[0]) and integer(x[1]):  # ONNX integer Div truncates (an end-to-end head's index // classes)
+            return torch.div(tensor(x[0]), tensor(x[1]), rounding_mode="trunc")
+        return x[0] / x[1]
+
+    def mod(m, x, a):
+        return (torch.fmod if a.get("fmod", 0) else torch.remainder)(tensor(x[0]), tensor(x[1]))
+
+    def cast(m, x, a):
+        """To the graph's own types; float16 and float64 become float32 (int8lab rebuilds in float32)."""
+        torch_type, numpy_type = CAST_TYPES.get(a["to"], (torch.float32, np.float32))
+        return x[0].astype(numpy_type) if isinstance(x[0], np.ndarray) else x[0].to(torch_type)
+
+    def gather(m, x, a):
+        axis = a.get("axis", 0)
+        if isinstance(x[0], np.ndarray) and isinstance(x[1], np.ndarray):
+            return np.take(x[0], x[1], axis=axis)
+        indices = x[1] if torch.is_tensor(x[1]) else torch.from_numpy(np.asarray(x[1]).astype(np.int64))
+        picked = torch.index_select(tensor(x[0]), axis, indices.reshape(-1).long())
+        return picked.reshape(*x[0].shape[:axis], *indices.shape, *x[0].shape[axis + 1:])
+
+    def topk(m, x, a):
+        k = int(m.static(x[1]).reshape(-1)[0])
+        return tuple(torch.topk(x[0], k, dim=a.get("axis", -1), largest=bool(a.get("largest", 1)),
+                                sorted=bool(a.get("sorted", 1))))
+
+    def reduce(fn):
+        def run(m, x, a):
+            axes = axes_of(m, x, a)
+            keep = bool(a.get("keepdims", 1))
+            return fn(x[0], dim=axes, keepdim=keep) if axes else fn(x[0], dim=tuple(range(x[0].dim())), keepdim=keep)
+        return run
+
+    def arg(fn):
+        def run(m, x, a):
+            if a.get("select_last_index", 0):
+                raise UsageError("ArgMax/ArgMin with select_last_index is not supported")
+            return fn(x[0], dim=a.get("axis", 0), keepdim=bool(a.get("keepdims", 1)))
+        return run
+
+    def tile(m, x, a):
+        repeats = [int(v) for v in m.static(x[1])]
+        return np.tile(x[0], repeats) if isinstance(x[0], np.ndarray) else x[0].repeat(*repeats)
+
+    def expand(m, x, a):
+        shape = [int(v) for v in m.static(x[1])]
+        data = tensor(x[0])
+        return data * torch.ones(shape, dtype=data.dtype)  # ONNX Expand broadcasts both ways
+
     return {
+        "TopK": topk,
+        "GatherElements": lambda m, x, a: torch.gather(tensor(x[0]), a.get("axis", 0), tensor(x[1]).long()),
+        "Tile": tile,
+        "Expand": expand,
+        "Mod": mod,
+        "ReduceMax": reduce(torch.amax),
+        "ReduceMin": reduce(torch.amin),
+        "ArgMax": arg(torch.argmax),
+        "ArgMin": arg(torch.argmin),
+        "Max": lambda m, x, a: torch.stack(torch.broadcast_tensors(*map(tensor, x))).amax(0),
+        "Min": lambda m, x, a: torch.stack(torch.broadcast_tensors(*map(tensor, x))).amin(0),
+        "Equal": lambda m, x, a: torch.eq(tensor(x[0]), tensor(x[1])),
+        "Greater": lambda m, x, a: torch.gt(tensor(x[0]), tensor(x[1])),
+        "Less": lambda m, x, a: torch.lt(tensor(x[0]), tensor(x[1])),
+        "Not": lambda m, x, a: torch.logical_not(tensor(x[0])),
+        "Where": lambda m, x, a: torch.where(tensor(x[0]), tensor(x[1]), tensor(x[2])),
         "Split": split,
         "Slice": slice_,
         "Resize": resize,
         "Gather": gather,
-        "Cast": lambda m, x, a: x[0],  # float graphs (float16 ones rebuilt in float32): float to float
+        "Cast": cast,
         "Conv": conv,
         "Relu": lambda m, x, a: torch.relu(x[0]),
         "LeakyRelu": lambda m, x, a: F.leaky_relu(x[0], a.get("alpha", 0.01)),
@@ -199,14 +263,14 @@ def _op_table():
         "Add": lambda m, x, a: x[0] + x[1],
         "Sub": lambda m, x, a: x[0] - x[1],
         "Mul": lambda m, x, a: x[0] * x[1],
-        "Div": lambda m, x, a: x[0] / x[1],
+        "Div": div,
         "BatchNormalization": batch_norm,
         "MaxPool": pool("MaxPool"),
         "AveragePool": pool("AveragePool"),
         "GlobalAveragePool": lambda m, x, a: x[0].mean(dim=(2, 3), keepdim=True),
         "GlobalMaxPool": lambda m, x, a: torch.amax(x[0], dim=(2, 3), keepdim=True),
         "ReduceMean": reduce_mean,
-        "Flatten": lambda m, x, a: x[0].flatten(a.get("axis", 1)) if a.get("axis", 1) > 0 else x[0].reshape(1, -1),
+        "Flatten": lambda m, x, a: x[0].reshape(int(np.prod(x[0].shape[:a.get("axis", 1)])), -1),  # always 2-D
         "Reshape": reshape,
         "Squeeze": lambda m, x, a: x[0].squeeze(tuple(axes_of(m, x, a))) if axes_of(m, x, a) else x[0].squeeze(),
         "Unsqueeze": lambda m, x, a: _unsqueeze(x[0], axes_of(m, x, a)),
@@ -220,11 +284,19 @@ def _op_table():
     }
 
 
+def _cast_types() -> dict:
+    """ONNX TensorProto type -> (torch dtype, numpy dtype) of what Cast gives."""
+    torch = import_torch()
+    return {1: (torch.float32, np.float32), 10: (torch.float32, np.float32), 11: (torch.float32, np.float32),
+            6: (torch.int32, np.int32), 7: (torch.int64, np.int64), 9: (torch.bool, np.bool_)}
+
+
 # Inputs read as numbers while the graph is built (sizes, scales, bounds): a float constant there is
 # taken as numpy, which torch.export can trace through, rather than as a tensor buffer.
 STATIC_INPUTS = {"Resize": (1, 2, 3), "Clip": (1, 2), "Pad": (1, 2), "Slice": (1, 2, 3, 4),
                  "Split": (1,), "Reshape": (1,), "Gather": (1,), "ReduceMean": (1,),
-                 "Squeeze": (1,), "Unsqueeze": (1,), "Pow": (1,)}
+                 "Squeeze": (1,), "Unsqueeze": (1,), "Pow": (1,), "TopK": (1,), "Tile": (1,), "Expand": (1,),
+                 "ReduceMax": (1,), "ReduceMin": (1,)}
 
 
 def _text(value) -> str:

@@ -9,6 +9,13 @@
   calibration images show the risk (see tie_risk), the op producing the logits (and a softmax
   after it, and the model output) is quantized to int16, the logits' range widened by
   OUTPUT_MARGIN.
+- **Activation inputs clipped where the activation is flat.** A conv before SiLU (x * sigmoid(x),
+  LOGISTIC and MUL in a .tflite) often reaches -75 on a few pixels: its int8 step spans that range
+  although SiLU maps everything below -6 to within 0.015 of 0. Such an input's minimum is raised
+  to the point where SiLU is within half an output step of 0 (never above -SILU_FLOOR), and a
+  HARD_SWISH input's to -3, below which it is exactly 0: the step over the values that matter
+  shrinks (about 2x on YOLOv8's first layers) and the output barely moves. Measured on the COCO
+  YOLOv8n: the spread of int8 class logits around float's, sd 0.52 -> 0.43.
 - **Biases that fit int32.** A channel whose weights are all about zero (a folded batch norm
   with gamma near 0) gets a weight scale near 0, and its bias (bias scale = input scale x weight
   scale) overflows int32: NumPy warns "invalid value encountered in cast" and the channel's
@@ -25,6 +32,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 OUTPUT_MARGIN = 2.0  # int16 logits keep a step of 2 x max / 32767: clipping needs twice the largest calibrated logit
+SILU_FLOOR = 6.0  # |SiLU(-6)| = 0.0148: a deeper clip moves many outputs at once (at -3 a bias of 0.3 logit)
+HARD_SWISH_FLOOR = 3.0  # hard_swish(x) = 0 for x <= -3
 BIAS_HEADROOM = 0.5  # use at most half of int32 for a bias
 _INT32_MAX = 2**31 - 1
 _WEIGHT_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}
@@ -37,6 +46,7 @@ class RangeNotes:
     input_range: list[float] | None = None
     calibrated_input_range: list[float] | None = None
     int16_output: dict | None = None
+    flat_clipped: dict | None = None  # activation inputs whose minimum was raised where the activation is flat
     floored_bias_channels: int = 0
     bias_correction: dict | None = None  # int8lab.model.bias_correction
     detector_head: dict | None = None  # int8lab.model.detector_head: which decode ops stay float
@@ -72,6 +82,53 @@ def set_input_range(calibration: dict, content: bytes, value_range: tuple[float,
     low, high = value_range
     calibration[name] = {"min": np.full_like(stats["min"], low), "max": np.full_like(stats["max"], high)}
     notes.input_range = [float(low), float(high)]
+
+
+def activation_floors(content: bytes, calibration: dict) -> dict[str, float]:
+    """Tensor name -> the minimum it can take with its activation unchanged within half an output
+    step: inputs read only by a SiLU (LOGISTIC and the MUL of the two) or a HARD_SWISH."""
+    tfl, model, graph = _graph(content)
+    readers: dict[int, list] = {}
+    for op in graph.operators:
+        for i in op.inputs:
+            readers.setdefault(i, []).append(op)
+    floors = {}
+    for op in graph.operators:
+        kind, tensor = _op_name(model, op), op.inputs[0]
+        name = tfl.get_tensor_name(graph.tensors[tensor])
+        if kind == "HARD_SWISH" and len(readers[tensor]) == 1:
+            floors[name] = -HARD_SWISH_FLOOR
+        if kind != "LOGISTIC" or len(readers[tensor]) != 2:
+            continue
+        mul = next((r for r in readers[tensor] if r is not op and _op_name(model, r) == "MUL"
+                    and sorted(r.inputs) == sorted([tensor, op.outputs[0]])), None)
+        stats = calibration.get(tfl.get_tensor_name(graph.tensors[mul.outputs[0]])) if mul is not None else None
+        if stats is not None and len(readers.get(op.outputs[0], [])) == 1:
+            floors[name] = -_silu_flat_below(int8_step(stats) / 2)
+    return floors
+
+
+def _silu_flat_below(error: float) -> float:
+    """The c >= SILU_FLOOR where |SiLU(-c)| = c / (1 + e^c) falls to ``error`` (it decreases past 1.28)."""
+    c = SILU_FLOOR
+    while c / (1 + np.exp(c)) > error and c < 40:
+        c += 0.25
+    return c
+
+
+def clip_flat_activation_inputs(calibration: dict, content: bytes, notes: RangeNotes) -> None:
+    """Raise the calibrated minimum of each activation input below its floor (activation_floors)."""
+    clipped, widths = 0, []
+    for name, floor in activation_floors(content, calibration).items():
+        stats = calibration.get(name)
+        if stats is None or float(np.min(stats["min"])) >= floor:
+            continue
+        before = float(np.max(stats["max"])) - float(np.min(stats["min"]))
+        calibration[name] = {**stats, "min": np.maximum(np.asarray(stats["min"]), floor)}
+        widths.append(before / (float(np.max(stats["max"])) - floor))
+        clipped += 1
+    if clipped:
+        notes.flat_clipped = {"tensors": clipped, "largest_step_reduction": float(max(widths))}
 
 
 def logits_op(content: bytes) -> list[tuple[str, str, str]] | None:

@@ -110,7 +110,7 @@ def correction_lines(c: dict) -> list[str]:
     bias = c.get("bias_correction")
     if bias and "layers" in bias:
         verdict = "kept" if bias["kept"] else "not kept (it did not lower the error)"
-        lines.append(f"bias correction of {bias['layers']} layers, {verdict}: relative output error on "
+        lines.append(f"bias correction of {bias['layers']} layers, {verdict}: {bias.get('measure', 'relative output error')} on "
                      f"{bias['ranking_images']} calibration images left out of it "
                      f"{bias['relative_error_before']:.3g} -> {bias['relative_error_after']:.3g}")
     elif bias:

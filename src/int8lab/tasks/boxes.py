@@ -14,12 +14,18 @@ def decode(output, layout, confidence=0.25, iou=0.7, max_detections=300):
     """One image's raw output -> (xyxy boxes in input pixels, scores, classes) after NMS.
 
     ``layout``: channel_axis (1 for [4 + classes, anchors], 2 for [anchors, channels]),
-    objectness (v5 heads), boxes ("pixels", or "normalized" by the input size), input_size."""
+    objectness (v5 heads), end_to_end (rows x1, y1, x2, y2, score, class already selected by the
+    model: no NMS), boxes ("pixels", or "normalized" by the input size), input_size."""
     rows = output if layout["channel_axis"] == 2 else output.T  # [anchors, channels]
     boxes = rows[:, :4].astype(np.float64)
     if layout["boxes"] == "normalized":
         height, width = layout["input_size"]
         boxes = boxes * np.array([width, height, width, height])
+    if layout.get("end_to_end"):
+        scores = rows[:, 4].astype(np.float64)
+        keep = np.flatnonzero(scores >= confidence)
+        keep = keep[np.argsort(-scores[keep], kind="stable")][:max_detections]
+        return boxes[keep], scores[keep], np.round(rows[keep, 5]).astype(np.int64)
     scores = rows[:, 4:].astype(np.float64)
     if layout["objectness"]:
         scores = scores[:, 1:] * scores[:, :1]

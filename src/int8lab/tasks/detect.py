@@ -8,7 +8,7 @@ objectness score after the box, multiplied into the class scores).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from int8lab.validate import EVAL_BATCH, Replay, predict_batches
 
 CONFIDENCE = 0.25  # the operating point: detections an app would show
 MAP_CONFIDENCE = 0.001  # mAP integrates over all scores, as Ultralytics' val does
+END_TO_END_CHANNELS = 6  # x1, y1, x2, y2, score, class
+MAX_END_TO_END_ROWS = 1000  # an NMS-free head keeps max_det rows (300 by default)
 NMS_IOU = 0.7
 MAX_DETECTIONS = 300
 
@@ -38,6 +40,7 @@ class DetectionLayout:
     objectness: bool = False  # v5 heads
     boxes: str = "pixels"  # or "normalized": divided by the input size (int8lab's int8 rewrite)
     input_size: tuple[int, int] = (640, 640)
+    end_to_end: bool = False  # [1, K, 6] rows (x1, y1, x2, y2, score, class) an NMS-free head selected
 
     def as_dict(self) -> dict:
         return {**asdict(self), "input_size": list(self.input_size)}
@@ -47,7 +50,7 @@ class DetectionLayout:
         return cls(**{**data, "input_size": tuple(data["input_size"])})
 
     def with_boxes(self, boxes: str) -> "DetectionLayout":
-        return DetectionLayout(self.channel_axis, self.num_classes, self.objectness, boxes, self.input_size)
+        return replace(self, boxes=boxes)
 
 
 def looks_like_detector(output_shape: tuple[int, ...]) -> bool:
@@ -62,6 +65,13 @@ def resolve_layout(output_shape: tuple[int, ...], input_size: tuple[int, int],
                          f"([1, 4 + classes, anchors] or [1, anchors, 5 + classes])")
     channel_axis = 1 if output_shape[1] < output_shape[2] else 2
     channels = output_shape[channel_axis]
+    if channel_axis == 2 and channels == END_TO_END_CHANNELS and output_shape[1] <= MAX_END_TO_END_ROWS \
+            and num_classes not in (1, 2):  # YOLO26 / YOLOv10 selected its rows; a v5 / v8 head has thousands
+        if num_classes is None:
+            raise UsageError(f"output {tuple(output_shape)} is an end-to-end detector's (x1, y1, x2, y2, score, "
+                             f"class rows), which does not say how many classes it has: give the class names "
+                             f"(a data.yaml beside the images, or --labels)")
+        return DetectionLayout(2, num_classes, False, "pixels", tuple(input_size), end_to_end=True)
     if num_classes is None or channels == 4 + num_classes:
         return DetectionLayout(channel_axis, channels - 4, False, "pixels", tuple(input_size))
     if channels == 5 + num_classes:
@@ -210,12 +220,32 @@ class HeadScore:
     def __call__(self, reference: np.ndarray, quantized: np.ndarray) -> float:
         return map_against_reference(reference, quantized, self.layout)
 
-    def class_scores(self, outputs: np.ndarray) -> np.ndarray | None:
-        """The sigmoid class scores of raw outputs, channels last; None for heads whose score is
+    def score_pairs(self, reference: np.ndarray, quantized: np.ndarray, above: float):
+        """(float, int8) class scores of the same predictions wherever the float one exceeds
+        ``above``: anchor by anchor, or for an end-to-end head (rows in each model's own order)
+        detection by detection, matched as ``kept`` matches them. None for heads whose score is
         a product (v5's objectness), where a logit shift is not one number."""
         if self.layout.objectness:
             return None
-        return np.moveaxis(outputs, self.layout.channel_axis, -1)[..., 4:]
+        if not self.layout.end_to_end:
+            scores = [np.moveaxis(o, self.layout.channel_axis, -1)[..., 4:] for o in (reference, quantized)]
+            confident = scores[0] > above
+            return scores[0][confident], scores[1][confident]
+        pairs = []
+        for ref, quant in zip(reference, quantized):
+            (rb, rs, rc), (qb, qs, qc) = decode(ref, self.layout, above), decode(quant, self.layout, MAP_CONFIDENCE)
+            if len(rb) and len(qb):
+                iou = box_iou(rb, qb) * (rc[:, None] == qc[None, :])
+                best = iou.argmax(axis=1)
+                matched = iou[np.arange(len(rb)), best] >= 0.5
+                pairs.extend(zip(rs[matched], qs[best[matched]]))
+        return tuple(np.array(side, np.float64) for side in zip(*pairs)) if pairs else (np.zeros(0), np.zeros(0))
+
+    def output_error(self, reference: np.ndarray, quantized: np.ndarray) -> float | None:
+        """What bias correction is judged by: None (the relative output error, int8lab.model.
+        bias_correction), or for an end-to-end head, whose rows come in each model's own score
+        order, 1 - its mAP50-95 against the float detections."""
+        return 1.0 - self(reference, quantized) if self.layout.end_to_end else None
 
     def kept(self, reference: np.ndarray, quantized: np.ndarray) -> float:
         """The share of the reference's detections at the operating point that ``quantized`` keeps."""
