@@ -141,3 +141,30 @@ def test_a_float16_export_is_rebuilt_in_float32_and_said_so(tmp_path):
     reference = source.predict(x)  # ONNX Runtime on the float16 file, float32 out
     assert source.float16 and reference.dtype == np.float32
     assert np.abs(rebuilt_outputs(source, x) - reference).max() < 2e-3
+
+
+def test_selection_and_comparison_operators_match_onnx_runtime(tmp_path):
+    """What end-to-end heads and postprocessing exports carry: arg/reduce over channels, masks,
+    Where, elementwise Max/Min, Expand, Tile, integer Div and Mod, Cast back to float."""
+    half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [1, 3, 8, 8])
+    reps = helper.make_tensor("reps", TensorProto.INT64, [4], [1, 3, 1, 1])
+    three = helper.make_tensor("three", TensorProto.INT64, [], [3])
+    nodes = [helper.make_node("ArgMax", ["x"], ["am"], axis=1, keepdims=1),
+             helper.make_node("ArgMin", ["x"], ["an"], axis=1, keepdims=1),
+             helper.make_node("Div", ["am", "three"], ["q"]), helper.make_node("Mod", ["an", "three"], ["r"]),
+             helper.make_node("Add", ["q", "r"], ["qr"]),
+             helper.make_node("Cast", ["qr"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Tile", ["f", "reps"], ["ft"]),
+             helper.make_node("Greater", ["x", "half"], ["gt"]), helper.make_node("Less", ["x", "half"], ["lt"]),
+             helper.make_node("Not", ["lt"], ["nlt"]), helper.make_node("Equal", ["gt", "nlt"], ["same"]),
+             helper.make_node("Where", ["gt", "x", "half"], ["w"]),
+             helper.make_node("ReduceMax", ["x"], ["mx"], axes=[1], keepdims=1),
+             helper.make_node("ReduceMin", ["x"], ["mn"], axes=[1], keepdims=1),
+             helper.make_node("Expand", ["mx", "shape"], ["mxe"]),
+             helper.make_node("Max", ["w", "mn"], ["big"]), helper.make_node("Min", ["big", "mxe"], ["small"]),
+             helper.make_node("Cast", ["same"], ["samef"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["small", "ft"], ["s1"]), helper.make_node("Add", ["s1", "samef"], ["y"])]
+    source = load_model_source(_graph_model(tmp_path, nodes, [half, shape, reps, three]))
+    x = np.random.default_rng(3).random((1, 3, 8, 8)).astype(np.float32)
+    assert np.abs(rebuilt_outputs(source, x) - source.predict(x)).max() < 1e-5
