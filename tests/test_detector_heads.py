@@ -43,8 +43,28 @@ def end_to_end(module, max_det: int = 300):
     return EndToEnd().eval()
 
 
-@pytest.fixture(scope="module")
-def e2e_onnx(tmp_path_factory):
+def v5_head(module):
+    """YOLOv5's output form after a [b, 4 + nc, anchors] head: [b, anchors, 5 + nc] rows of xywh,
+    objectness and class scores whose product is the score (square roots of the best and of each
+    class score here, so the best product is the original score: Pow in the graph, as v5's anchor
+    scaling has)."""
+    import torch
+
+    class V5(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            y = self.module(x)
+            boxes, scores = y[:, :4], y[:, 4:]
+            objectness = scores.amax(1, keepdim=True).pow(0.5)
+            return torch.cat((boxes, objectness, scores.pow(0.5)), 1).transpose(1, 2)
+
+    return V5().eval()
+
+
+def _export(wrap, path):
     import torch
 
     sys.path.insert(0, str(EXAMPLE))
@@ -52,10 +72,14 @@ def e2e_onnx(tmp_path_factory):
 
     model = build_model()
     model.load_state_dict(torch.load(EXAMPLE / "yolo_tiny.pth"))
-    path = tmp_path_factory.mktemp("e2e") / "yolo_e2e.onnx"
-    torch.onnx.export(end_to_end(model.eval()), (torch.zeros(1, 3, 160, 160),), str(path), input_names=["images"],
+    torch.onnx.export(wrap(model.eval()), (torch.zeros(1, 3, 160, 160),), str(path), input_names=["images"],
                       output_names=["output0"], opset_version=17, dynamo=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def e2e_onnx(tmp_path_factory):
+    return _export(end_to_end, tmp_path_factory.mktemp("e2e") / "yolo_e2e.onnx")
 
 
 def test_end_to_end_graph_is_rebuilt_as_onnx_runtime_runs_it(e2e_onnx):
@@ -91,3 +115,48 @@ def test_end_to_end_detector_quantizes_keeps_its_detections_and_runs_in_the_snip
     lines = [line.split() for line in printed.stdout.splitlines()[1:]]
     assert expected["detections"]
     assert [(w[0], float(w[1])) for w in lines] == [(d["label"], round(d["score"], 3)) for d in expected["detections"]]
+
+
+@pytest.mark.slow
+def test_a_v5_form_detector_quantizes_and_keeps_its_detections(tmp_path):
+    import onnx
+
+    model = _export(v5_head, tmp_path / "yolo_v5.onnx")
+    assert "Pow" in {n.op_type for n in onnx.load(model).graph.node}
+    summary = json.loads(int8lab("quantize", model, *FLAGS, "-o", tmp_path / "out").stdout)
+    v = summary["validation"]
+    assert summary["conversion"]["task"]["layout"]["objectness"]
+    assert v["labelled"] and abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01
+    assert v["detections_kept"] >= 0.92  # 92.7% measured: a product of two scores is not re-centred
+
+
+def keras_detector(path, classes: int = 10, size: int = 160):
+    """A Keras YOLO-style detector (untrained; fixed seed): [1, 4 + classes, anchors] with pixel
+    xywh boxes and sigmoid scores in one output, as a Keras port of YOLOv8 exports it."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Conv2D(16, 3, strides=4, padding="same", activation="relu")(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)  # 20 x 20 anchors
+    grid = size // 8
+    box = layers.Conv2D(4, 1, activation="sigmoid")(x) * float(size)  # pixels: the range that crushes the scores
+    score = layers.Conv2D(classes, 1, activation="sigmoid",
+                          bias_initializer=keras.initializers.Constant(-1.1))(x)
+    out = layers.Concatenate()([layers.Reshape((grid * grid, 4))(box), layers.Reshape((grid * grid, classes))(score)])
+    model = keras.Model(inputs, layers.Permute((2, 1))(out))
+    model.save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_keras_detector_takes_the_route_that_keeps_its_scores(tmp_path):
+    """TF's converter has no per-op precision: a Keras detector goes through ai-edge-quantizer,
+    whose float decode tail keeps the scores the single int8 output scale would crush."""
+    model = keras_detector(tmp_path / "det.keras")
+    summary = json.loads(int8lab("quantize", model, *FLAGS, "-o", tmp_path / "out").stdout)
+    conversion, v = summary["conversion"], summary["validation"]
+    assert "ai-edge-quantizer" in conversion["task"]["backend"] and conversion["backend"].endswith("ai-edge-quantizer")
+    assert conversion["range_corrections"]["detector_head"]["chosen"] != "full int8"
+    assert v["detections_per_image"]["reference"] > 1 and v["detections_kept"] >= 0.9

@@ -28,6 +28,9 @@ def test_yolov8n_stays_within_a_point_of_float_and_keeps_its_detections(tmp_path
     head = summary["conversion"]["range_corrections"]["detector_head"]
     assert v["num_images"] == 126 and v["labelled"]
     assert v["map50_95_reference"] - v["map50_95"] <= 0.01
-    assert v["detections_kept"] >= 0.92
+    assert v["detections_kept"] >= 0.945  # 95.2% measured (94.9-95.5% over three calibration draws)
     assert head["chosen"] != "full int8" and head["class_logit_shift"]["kept"]
+    corrections = summary["conversion"]["range_corrections"]
+    assert corrections["weight_grid"]["channels"] > 0.9 * corrections["weight_grid"]["of_channels"]
+    assert corrections["flat_clipped"]["tensors"] > 20
     assert summary["latency"]["int8"]["mean_ms"] and summary["latency"]["fp32"]["mean_ms"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from int8lab.runtime import LiteRTModel
+from int8lab.runtime import LiteRTModel, delegation
 
 
 def latency_sample(model: LiteRTModel, seed: int = 0) -> np.ndarray:
@@ -59,7 +59,8 @@ def bench_models(paths: list[Path], threads: int | None = None, runs: int = 100,
         info = inspect_tflite(content)
         rows.append({"model": str(path), "size_bytes": len(content),
                      "parameters": info.parameter_count, "input_dtype": info.inputs[0].dtype,
-                     "fully_integer": info.fully_integer, "latency": latency})
+                     "fully_integer": info.fully_integer, "latency": latency,
+                     "delegation": delegation(content, threads).as_dict()})
     base = rows[0]
     for row in rows:
         row["size_vs_first"] = row["size_bytes"] / base["size_bytes"]

@@ -317,7 +317,7 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
     those of ``int8_source`` (what the integer modes convert; ``source`` by default)."""
     from int8lab.model.convert import convert
     from int8lab.progress import track
-    from int8lab.tasks import get_task
+    from int8lab.tasks.registry import get_task
     from int8lab.tasks.detect import head_scorer
 
     if budget < 0:

@@ -240,7 +240,7 @@ def evaluate_variant(variant: Variant, content: bytes, prepared: Prepared, out_d
     task scores them, streamed batch by batch over the cached evaluation images."""
     from int8lab.model.tflite_info import inspect_tflite
     from int8lab.runtime import LiteRTModel
-    from int8lab.tasks import get_task
+    from int8lab.tasks.registry import get_task
 
     info = inspect_tflite(content)
     metrics = {"variant": asdict(variant), "group": variant.group, "size_bytes": len(content),
@@ -377,7 +377,7 @@ def native_metrics(prepared: Prepared, runs: int) -> dict:
     import time
 
     from int8lab.benchmark import summarise
-    from int8lab.tasks import get_task
+    from int8lab.tasks.registry import get_task
     from int8lab.validate import Replay
 
     source, eval_set, native, task = prepared.source, prepared.eval_set, prepared.native, prepared.task_for("none")

@@ -6,6 +6,8 @@ are pure or nearly so.
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 import platform
@@ -41,8 +43,8 @@ from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
 from int8lab.progress import progress_enabled, track
-from int8lab.runtime import LiteRTModel
-from int8lab.tasks import task_of_results
+from int8lab.runtime import LiteRTModel, delegation
+from int8lab.tasks.registry import task_of_results
 from int8lab.validate import load_reference, read_labels_file, store_eval_set
 
 
@@ -106,7 +108,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     warnings += check_interface(mode, info)
     if generator is not None:
         warnings += check_calibration_size(len(generator.selected))
-    metadata = model_metadata(source, mode, spec, info, generator, labels, warnings)
+    metadata = model_metadata(converted_source, mode, spec, info, generator, labels, warnings)
     metadata["preprocessing_detection"] = detection
     metadata["task"] = task
     metadata["range_corrections"] = range_notes or None
@@ -127,6 +129,7 @@ def head_score(task: dict, opts: DataOptions):
     return head_scorer(task) if opts.head_precision == "auto" else None
 
 
+AEQ_DETECTOR_MODES = ("int8", "int8-float-io", "int16x8")  # a Keras/SavedModel detector takes ai-edge-quantizer
 BOX_SCORE_RATIO = 8.0  # boxes this many times wider in range than the scores crush them in one int8 scale
 
 
@@ -136,7 +139,7 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
     batch) as the sidecar records it, the source to convert (for an int8 detector whose box
     channels span a far wider range than its scores, the same model with boxes divided by the
     input size), and the warnings that decision leaves."""
-    from int8lab.tasks import infer_task
+    from int8lab.tasks.registry import infer_task
 
     if sample is None:
         return {"name": opts.task if opts.task != "auto" else None}, source, []
@@ -174,6 +177,11 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
         reason = ("--keep-box-units was given" if not opts.normalise_boxes
                   else "int8lab rewrites the outputs of PyTorch and ONNX models only")
         findings.append(Finding("warning", "detector-output", f"{why}; {reason}"))
+    if getattr(source, "backend", "") == "converter" and mode in AEQ_DETECTOR_MODES:
+        source = copy.copy(source)
+        source.backend = "aeq"
+        task["backend"] = ("ai-edge-quantizer, whose per-op precision keeps a detector's decode tail in float "
+                           "where that measures closer (TF's converter has none)")
     task["layout"] = layout.as_dict()
     return task, source, findings
 
@@ -186,7 +194,7 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     it (the sidecar's task, ``task``, or the output shape), in one streaming pass or, with
     ``ray_address``, in ``shards`` Ray tasks whose tallies merge exactly; write validation.json,
     report.md and the task's figures into ``out_dir``."""
-    from int8lab.tasks import get_task, infer_task
+    from int8lab.tasks.registry import get_task, infer_task
 
     reference_model = load_reference(reference) if not hasattr(reference, "predict") else reference
     quantized_model = LiteRTModel(quantized)
@@ -255,12 +263,14 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
                "int8": measure_latency(LiteRTModel(converted.path, threads))}
+    runs_on = {"fp32": delegation(float_content, threads), "int8": delegation(converted.path.read_bytes(), threads)}
     cpu = cpu_info()
     summary = {"model": str(source.path), "data": str(data_dir), "cpu": cpu.as_dict(),
                "data_parts": data_parts(data_dir, opts.dataset_type, parts) if parts else None,
                "validation": results,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
-               "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu)}
+               "delegation": {name: d.as_dict() for name, d in runs_on.items()},
+               "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"])}
     if recovery is not None:
         summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split, labels,
                                                threads, opts)
@@ -269,13 +279,14 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     return summary
 
 
-def slower_int8(latency: dict, cpu) -> list[str]:
-    """A warning when the int8 model is slower than the fp32 one on this CPU, with the likely cause."""
+def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
+    """A warning when the int8 model is slower than the fp32 one on this CPU, with the likely
+    causes: the CPU's int8 instructions, and the ops XNNPACK leaves to the built-in kernels."""
     fp32, int8 = latency["fp32"]["mean_ms"], latency["int8"]["mean_ms"]
     if int8 <= fp32:
         return []
     return [f"the int8 model is slower than the fp32 one on this CPU ({int8:.3f} vs {fp32:.3f} ms; "
-            f"{cpu.describe()}): {cpu.int8_meaning()}; `int8lab inspect` lists the ops that run outside XNNPACK"]
+            f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}"]
 
 
 def data_parts(data_dir, dataset_type: str, parts: tuple[str, str]) -> dict:
@@ -373,8 +384,8 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
 
 
 def detect_preset(source, data_dir, opts: DataOptions) -> tuple[DataOptions, dict]:
-    """Resolve ``--preset auto`` on the calibration split (see int8lab.detect)."""
-    from int8lab.detect import resolve_auto_preset
+    """Resolve ``--preset auto`` on the calibration split (see int8lab.preset_detection)."""
+    from int8lab.preset_detection import resolve_auto_preset
 
     if data_dir is None:
         raise UsageError("--preset auto needs the data (--data) to try the candidates on")

@@ -29,7 +29,7 @@ def predict_images(model_path: str | Path, images: list[Path], spec: PreprocessS
     """One entry per image, or ``{"image", "error"}``. A classifier gives ``"top": [{"index",
     "label", "score"}]``; a detector ``"detections": [{"box" (x1, y1, x2, y2 in the image's
     pixels), "class", "label", "score"}]`` and, with ``draw_dir``, ``"drawn"``: a PNG of them."""
-    from int8lab.tasks import infer_task
+    from int8lab.tasks.registry import infer_task
 
     model = LiteRTModel(model_path, threads)
     sidecar = read_sidecar(Path(model_path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,44 @@ class LiteRTModel:
         """Float outputs for a float32 batch of any size (run one model-batch at a time)."""
         step = self.input_shape[0] or 1
         return np.concatenate([self.invoke(batch[i:i + step]) for i in range(0, len(batch), step)])
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """How LiteRT's default delegate (XNNPACK) takes a model: what runs fast and what falls back
+    to LiteRT's built-in kernels (int16 tensors, int8 SOFTMAX or HARD_SWISH, RESIZE_NEAREST_NEIGHBOR
+    on this release), which is where an int8 model loses its speed."""
+
+    partitions: int  # XNNPACK subgraphs (each boundary costs a hand-over)
+    delegated: int  # ops XNNPACK runs
+    fallback: tuple[str, ...]  # "OP (tensor it writes)" of each op on the built-in kernels
+
+    def describe(self) -> str:
+        ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
+        rest = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        return (f"XNNPACK runs {self.delegated} of {self.delegated + len(self.fallback)} ops in "
+                f"{self.partitions} partition(s)" + (f"; on the built-in kernels: {rest}" if rest else ""))
+
+    def as_dict(self) -> dict:
+        return {"partitions": self.partitions, "delegated": self.delegated, "fallback": list(self.fallback)}
+
+
+def delegation(content: bytes, threads: int | None = None) -> Delegation:
+    """Which ops XNNPACK takes: with node fusion off each op it takes becomes a DELEGATE node
+    writing the same tensors; with it on, the DELEGATE nodes are its partitions."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    def ops(fuse: bool):
+        interpreter = Interpreter(model_content=content, num_threads=threads,
+                                  experimental_disable_delegate_node_fusion=not fuse)
+        interpreter.allocate_tensors()
+        return interpreter._get_ops_details(), interpreter
+
+    separate, interpreter = ops(fuse=False)
+    taken = {tuple(op["outputs"]) for op in separate if op["op_name"] == "DELEGATE"}
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    own = [op for op in separate if op["op_name"] != "DELEGATE"]
+    fallback = tuple(f"{op['op_name']} ({names.get(int(op['outputs'][0]), '?')})" for op in own
+                     if tuple(op["outputs"]) not in taken)
+    partitions = sum(op["op_name"] == "DELEGATE" for op in ops(fuse=True)[0])
+    return Delegation(partitions, len(own) - len(fallback), fallback)

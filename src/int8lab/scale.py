@@ -55,7 +55,7 @@ def validate_shard(shard: int, shared: tuple):
     from int8lab.data.generator import RepresentativeDataGenerator
     from int8lab.model.source import load_model_source
     from int8lab.runtime import LiteRTModel
-    from int8lab.tasks import get_task
+    from int8lab.tasks.registry import get_task
 
     name, quantized, reference, options, data_dir, dataset_type, split, spec, plan, parts = shared
     generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,

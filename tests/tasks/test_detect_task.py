@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from int8lab.errors import UsageError
-from int8lab.tasks import infer_task
+from int8lab.tasks.registry import infer_task
 from int8lab.tasks.detect import decode, label_file, read_labels, resolve_layout
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "detect" / "data"

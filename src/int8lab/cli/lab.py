@@ -46,6 +46,10 @@ def bench_command(
                       f"{lat['mean_ms']:.3f}", f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}",
                       f"{row['speedup_vs_first']:.2f}x")
     table_console().print(table)
+    for row in rows:
+        d = row["delegation"]
+        fallback = f"; on the built-in kernels: {', '.join(d['fallback'])}" if d["fallback"] else ""
+        typer.echo(f"{row['model']}: XNNPACK runs {d['delegated']} ops in {d['partitions']} partition(s){fallback}")
     cpu = cpu_info()
     typer.echo(f"cpu: {cpu.describe()}; {cpu.int8_meaning()}")
 

@@ -72,6 +72,7 @@ def convert_command(
 ):
     """Convert a float model to .tflite in one mode; verify and describe what came out."""
     from int8lab.pipeline import convert_job, export_onnx
+    from int8lab.runtime import delegation
 
     source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
     result = convert_job(source, data, output, opts, quantize, labels, allow_double_normalisation)
@@ -86,6 +87,7 @@ def convert_command(
     typer.echo(f"  input  {inp.dtype} {inp.shape} scale {inp.scale:.6g} zero point {inp.zero_point}")
     typer.echo(f"  output {out.dtype} {out.shape} scale {out.scale:.6g} zero point {out.zero_point}")
     typer.echo("  ops: " + ", ".join(f"{op} x{n}" for op, n in info.op_histogram.items()))
+    typer.echo(f"  runtime: {delegation(result.path.read_bytes()).describe()}")
     verdict = "yes" if info.fully_integer else f"no (float kernels: {info.float_op_summary()})"
     typer.echo(f"  fully integer: {verdict}")
 
@@ -174,7 +176,7 @@ def quantize_command(
                f"({', '.join(summary['cpu']['features']) or 'no SIMD flags read'})")
     recovery = summary.get("recovery")
     if recovery and "before" in recovery:
-        from int8lab.tasks import task_of_results
+        from int8lab.tasks.registry import task_of_results
 
         key, words = next((k, w) for k, w in task_of_results(summary["validation"]).RECOVERY_METRICS
                           if recovery["before"][k] is not None)
@@ -287,7 +289,7 @@ def _print_detection(detection: dict | None) -> None:
 
 
 def _print_validation(v: dict) -> None:
-    from int8lab.tasks import task_of_results
+    from int8lab.tasks.registry import task_of_results
 
     for warning in v.get("warnings") or []:
         err.print(f"[yellow]warning[/yellow] {escape(warning)}")
@@ -304,13 +306,15 @@ def inspect_command(
     its TFLite Metadata and labels, and int8lab's sidecar .json when there is one."""
     from int8lab.model.metadata import read_metadata
     from int8lab.model.tflite_info import inspect_tflite
-    from int8lab.runtime import LiteRTModel
+    from int8lab.runtime import LiteRTModel, delegation
 
     LiteRTModel(model)  # a clear error for a file LiteRT cannot run
     content = model.read_bytes()
     info = inspect_tflite(content)
+    runs_on = delegation(content)
     sidecar_path = Path(f"{model}.json")
-    found = {"model": str(model), "tflite": info.as_dict(), "tflite_metadata": read_metadata(content),
+    found = {"model": str(model), "tflite": info.as_dict(), "delegation": runs_on.as_dict(),
+             "tflite_metadata": read_metadata(content),
              "sidecar": json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else None}
     if as_json:
         typer.echo(json.dumps(found, indent=2))
@@ -322,6 +326,7 @@ def inspect_command(
             quant = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.scale else ""
             typer.echo(f"  {kind} {t.name}: {t.dtype} {t.shape}{quant}")
     typer.echo("  ops: " + ", ".join(f"{op} x{n}" for op, n in info.op_histogram.items()))
+    typer.echo(f"  runtime: {runs_on.describe()}")
     typer.echo("  " + _metadata_line(found["tflite_metadata"]))
     if found["sidecar"]:
         spec = found["sidecar"].get("preprocessing") or {}

@@ -30,7 +30,7 @@ def _recipe(mode: str, estimator: str):
     from ai_edge_quantizer import recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    from int8lab.model.source import RANGE_ESTIMATORS
+    from int8lab.model.options import RANGE_ESTIMATORS
 
     key = AlgorithmName[RANGE_ESTIMATORS[estimator]]
     return {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8, "int8-float-io": recipe.static_wi8_ai8,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from int8lab.errors import UsageError
-from int8lab.model.source import ModelInput, ModelOptions, image_input
+from int8lab.model.options import ModelInput, ModelOptions, image_input
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".torchscript", ".ptl")
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")

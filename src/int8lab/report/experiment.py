@@ -10,7 +10,7 @@ import numpy as np
 
 from int8lab.atomic import write_text_atomic
 from int8lab.report.plots import calibration_size_png
-from int8lab.tasks import get_task
+from int8lab.tasks.registry import get_task
 
 GROUP_LABELS = {"fp32": "TFLite fp32", "fp16": "TFLite fp16", "dynamic": "dynamic range (int8 weights)",
                 "int16x8": "int16x8"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from int8lab.model.tflite_info import float_op_summary
-from int8lab.tasks import task_of_results
+from int8lab.tasks.registry import task_of_results
 
 
 def _pct(value) -> str:
@@ -32,7 +32,7 @@ def validation_report(summary: dict) -> str:
     if conversion.get("preprocessing"):
         lines.append(f"- preprocessing: {_spec_line(conversion['preprocessing'])}")
     if conversion.get("preprocessing_detection"):
-        from int8lab.detect import evidence_table
+        from int8lab.preset_detection import evidence_table
 
         detection = conversion["preprocessing_detection"]
         lines += ["", f"Preprocessing detected (`--preset auto`, by {detection['by']} of the float model on "
@@ -50,6 +50,10 @@ def validation_report(summary: dict) -> str:
     if summary.get("cpu"):
         lines.append(f"- latency measured on {summary['cpu']['model']} ({summary['cpu']['machine']}, "
                      f"{', '.join(summary['cpu']['features']) or 'no SIMD flags read'}): {summary['cpu']['int8']}")
+    for name, runs in (summary.get("delegation") or {}).items():
+        fallback = f"; on the built-in kernels: {', '.join(runs['fallback'])}" if runs["fallback"] else ""
+        lines.append(f"- {name} in LiteRT: XNNPACK runs {runs['delegated']} ops in {runs['partitions']} "
+                     f"partition(s){fallback}")
     rewrite = (conversion.get("task") or {}).get("box_rewrite")
     if rewrite:
         lines.append(f"- detector output: {rewrite}; the sidecar records `\"boxes\": \"normalized\"`")

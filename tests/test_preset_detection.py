@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from int8lab.config import DataOptions
-from int8lab.detect import PreprocessingNotFoundError, resolve_auto_preset, score_candidates
+from int8lab.preset_detection import PreprocessingNotFoundError, resolve_auto_preset, score_candidates
 from int8lab.model.source import load_model_source
 
 
