@@ -13,6 +13,13 @@ half calibrates every variant, the other half is held out. With no ImageNet labe
 model is scored against its float model on the held-out half: strict top-1 agreement (argmax, as
 an app computes it), the tie rate (images whose int8 top score is shared by two classes or more),
 tie-aware agreement (the float top-1 among the tied), top-5 agreement and output cosine.
+
+    .venv/bin/python bench/bench_zoo.py --imagenet [--models lite1,mobilenet_v2]
+
+``--imagenet``: the 500 labelled images of ``../shared/data/imagenet-sample`` (one per class, synset
+folders, mapped to class indices by ``imagenet-synsets.txt``) instead of the photos, divided the
+same way (250 / 250), and each variant's real top-1 accuracy on the held-out half beside the float
+model's (ONNX Runtime). The open_nsfw model has no ImageNet classes and is left out.
 """
 
 from __future__ import annotations
@@ -40,7 +47,9 @@ from int8lab.pipeline import convert_job, export_onnx  # noqa: E402
 from int8lab.runtime import LiteRTModel  # noqa: E402
 
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+SHARED = ROOT.parent / "shared" / "data"
 ORT_METHODS = ("MinMax", "Percentile", "Entropy")
+HISTOGRAM_IMAGES = 64  # ONNX Runtime's histogram methods hold every intermediate output of every image in RAM
 
 
 def gather_photos(folder: Path, photos: Path) -> Path:
@@ -54,8 +63,16 @@ def gather_photos(folder: Path, photos: Path) -> Path:
     return folder
 
 
-def scores(reference: np.ndarray, quantized: np.ndarray) -> dict:
-    """Agreement of ``quantized`` with ``reference`` (one row of class scores per image)."""
+def imagenet_folder(folder: Path) -> tuple[Path, dict[str, int]]:
+    """The shared ImageNet sample as one folder of synset folders, and each synset's class index."""
+    synsets = (SHARED / "imagenet-synsets.txt").read_text().split()
+    folder.symlink_to(SHARED / "imagenet-sample", target_is_directory=True)
+    return folder, {synset: k for k, synset in enumerate(synsets)}
+
+
+def scores(reference: np.ndarray, quantized: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """Agreement of ``quantized`` with ``reference`` (one row of class scores per image), and its
+    top-1 accuracy when ``labels`` are given."""
     top = reference.argmax(1)
     at_max = quantized == quantized.max(1, keepdims=True)
     top5 = np.argsort(-quantized, axis=1, kind="stable")[:, :5]
@@ -64,22 +81,26 @@ def scores(reference: np.ndarray, quantized: np.ndarray) -> dict:
     return {"strict": float(np.mean(quantized.argmax(1) == top)), "tie_rate": float(np.mean(at_max.sum(1) > 1)),
             "tie_aware": float(np.mean(at_max[np.arange(len(top)), top])),
             "top5": float(np.mean([t in row for t, row in zip(top, top5)])), "cosine": float(np.mean(cosine)),
-            "error": float(error)}
+            "error": float(error),
+            "top1": None if labels is None else float(np.mean(quantized.argmax(1) == labels))}
 
 
-def tensors(opts: DataOptions, data: Path, spec, part: str) -> np.ndarray:
+def tensors(opts: DataOptions, data: Path, spec, part: str) -> tuple[np.ndarray, list[str]]:
+    """The split's tensors in file order, and their files."""
     generator = opts.generator(data, spec, split=part, num_samples=None)
-    return np.stack([t for _, t in sorted(generator.generate_samples(), key=lambda pair: pair[0])])
+    pairs = sorted(generator.generate_samples(), key=lambda pair: pair[0])
+    return np.stack([t for _, t in pairs]), [generator.index.describe(i) for i, _ in pairs]
 
 
-def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
+def bench_model(entry, data: Path, out: Path, classes: dict[str, int] | None = None) -> list[tuple[str, dict, float]]:
     source = load_model_source(entry.weights(), entry.model_options())
     opts = entry.data_options(quiet=True, num_samples=None, split=CALIBRATION_PART)
     spec = opts.spec(source.input)
-    calibration, held_out = (tensors(opts, data, spec, part) for part in (CALIBRATION_PART, HELD_OUT_PART))
+    (calibration, _), (held_out, files) = (tensors(opts, data, spec, part) for part in (CALIBRATION_PART, HELD_OUT_PART))
+    labels = np.array([classes[Path(f).parent.name] for f in files]) if classes else None
     onnx = export_onnx(source, out / f"{entry.name}.onnx") if source.kind == "torch" else entry.weights()
     reference = OrtModel(onnx).predict(held_out).reshape(len(held_out), -1)
-    rows = []
+    rows = [("float (ONNX Runtime)", scores(reference, reference, labels), 0.0)] if classes else []
     as_trained = load_model_source(entry.weights(), replace(entry.model_options(), bias_correction=False))
     for variant, model in (("default", source), ("--no-bias-correction", as_trained)):
         start = time.perf_counter()
@@ -90,22 +111,26 @@ def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
         bias = corrections.get("bias_correction") or {}
         biases = f"biases corrected in {bias['layers']} layers" if bias.get("kept") else "biases as trained"
         kernels = "fully integer" if converted.info.fully_integer else "FLOAT KERNELS"
-        rows.append((f"int8lab {variant} ({kernels}, {output}, {biases})", scores(reference, quantized),
+        rows.append((f"int8lab {variant} ({kernels}, {output}, {biases})", scores(reference, quantized, labels),
                      time.perf_counter() - start))
     for method in ORT_METHODS:
         start = time.perf_counter()
-        path = ort_static_int8(onnx, (t[None] for t in calibration), out / f"{entry.name}_{method}.onnx", method)
+        cap = None if method == "MinMax" else HISTOGRAM_IMAGES
+        path = ort_static_int8(onnx, (t[None] for t in calibration), out / f"{entry.name}_{method}.onnx", method, cap)
         quantized = OrtModel(path).predict(held_out).reshape(len(held_out), -1)
-        rows.append((f"ONNX Runtime quantize_static ({method})", scores(reference, quantized),
+        images = "" if cap is None or cap >= len(calibration) else f", {cap} images"
+        rows.append((f"ONNX Runtime quantize_static ({method}{images})", scores(reference, quantized, labels),
                      time.perf_counter() - start))
     print(f"\n{entry.name} ({entry.family}; {entry.input_size[0]}x{entry.input_size[1]}, {spec.color}, mean "
           f"{[round(m, 3) for m in spec.mean]}, std {[round(s, 4) for s in spec.std]}): {len(calibration)} calibration "
           f"and {len(held_out)} held-out photos")
-    print("| variant | top-1 agreement | tie rate | tie-aware agreement | top-5 agreement | cosine | mean abs error "
-          "| time s |")
-    print("|---|---|---|---|---|---|---|---|")
+    accuracy = " top-1 accuracy (labels) |" if classes else ""
+    print(f"| variant |{accuracy} top-1 agreement | tie rate | tie-aware agreement | top-5 agreement | cosine "
+          f"| mean abs error | time s |")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if classes else ""))
     for name, r, seconds in rows:
-        print(f"| {name} | {100 * r['strict']:.1f}% | {100 * r['tie_rate']:.1f}% | {100 * r['tie_aware']:.1f}% "
+        top1 = f" {100 * r['top1']:.1f}% |" if classes else ""
+        print(f"| {name} |{top1} {100 * r['strict']:.1f}% | {100 * r['tie_rate']:.1f}% | {100 * r['tie_aware']:.1f}% "
               f"| {100 * r['top5']:.1f}% | {r['cosine']:.4f} | {r['error']:.4f} | {seconds:.0f} |")
     return rows
 
@@ -113,12 +138,17 @@ def bench_model(entry, data: Path, out: Path) -> list[tuple[str, dict, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "photos")
-    parser.add_argument("--models", default=",".join(ZOO), help=f"comma-separated, from {', '.join(ZOO)}")
+    parser.add_argument("--models", default=None, help=f"comma-separated, from {', '.join(ZOO)}")
+    parser.add_argument("--imagenet", action="store_true", help="score on the shared labelled ImageNet sample")
     args = parser.parse_args()
+    names = args.models.split(",") if args.models else [n for n in ZOO if not (args.imagenet and n == "open_nsfw")]
     with tempfile.TemporaryDirectory() as tmp:
-        data = gather_photos(Path(tmp) / "photos", args.photos)
-        for name in args.models.split(","):
-            bench_model(ZOO[name.strip()], data, Path(tmp))
+        if args.imagenet:
+            data, classes = imagenet_folder(Path(tmp) / "imagenet")
+        else:
+            data, classes = gather_photos(Path(tmp) / "photos", args.photos), None
+        for name in names:
+            bench_model(ZOO[name.strip()], data, Path(tmp), classes)
 
 
 if __name__ == "__main__":

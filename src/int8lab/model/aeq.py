@@ -110,8 +110,12 @@ class Calibrated:
         from int8lab.model import bias_correction
         from int8lab.runtime import LiteRTModel
 
+        measure = ["relative output error"]
+
         def error(reference, quantized) -> float:
             own = head_score.output_error(reference, quantized) if head_score is not None else None
+            if own is not None:
+                measure[0] = "1 - mAP50-95 against the float detections"
             return bias_correction.relative_error(reference, quantized) if own is None else own
 
         batches = [array for sample in next(iter(samples.values())) for array in sample.values()]
@@ -131,10 +135,8 @@ class Calibrated:
         self.quantizable = corrected
         candidate = self.quantize()
         after = error(reference, LiteRTModel(candidate).predict(images))
-        measure = "relative output error" if head_score is None or head_score.output_error(reference, reference) \
-            is None else "1 - mAP50-95 against the float detections"
         self.notes.bias_correction = {"kept": after < before, "layers": layers, "ranking_images": len(images),
-                                      "measure": measure,
+                                      "measure": measure[0],
                                       "relative_error_before": before, "relative_error_after": after}
         if after >= before:
             self.quantizable = self.content

@@ -3,11 +3,13 @@
 A model exported from quantization-aware training, or rebuilt in float from an int8 model (each
 weight (q - zero point) x scale), has weights that take at most 256 values a step apart. The
 quantizer's symmetric per-channel scale (largest |w| / 127) is another grid: every weight is
-rounded a second time, which on a real COCO YOLOv8n rebuilt this way costs as much as the whole
-activation quantization. Where a channel's weights are whole multiples of a step s with at most 127
+rounded a second time (on a real COCO YOLOv8n rebuilt this way, keeping the grid takes mAP50-95
+against the float model from 0.917 to 0.940). Where a channel's weights are whole multiples of a step s with at most 127
 of them either side of 0, scale s stores them exactly, and its bias is re-quantized to the
 matching scale (input scale x s). Channels that do not fit keep the quantizer's scale; weights of
-an ordinary float model fit nowhere and are left as they are.
+an ordinary float model fit nowhere and are left as they are. (ai-edge-quantizer's
+DEQUANTIZED_WEIGHT_RECOVERY does this all or nothing, raises on any channel off the grid and
+clips channels past 127 steps, which an asymmetric source grid has in most layers.)
 """
 
 from __future__ import annotations

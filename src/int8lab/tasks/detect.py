@@ -223,7 +223,8 @@ class HeadScore:
     def score_pairs(self, reference: np.ndarray, quantized: np.ndarray, above: float):
         """(float, int8) class scores of the same predictions wherever the float one exceeds
         ``above``: anchor by anchor, or for an end-to-end head (rows in each model's own order)
-        detection by detection, matched as ``kept`` matches them. None for heads whose score is
+        detection by detection (each float detection with the int8 one of its class it overlaps
+        most, IoU >= 0.5). None for heads whose score is
         a product (v5's objectness), where a logit shift is not one number."""
         if self.layout.objectness:
             return None
