@@ -2,7 +2,8 @@
 
 onnx2torch would do this, but it requires torchvision, which does not install beside the CPU
 build of torch this project pins; onnx2tf pins an older TensorFlow and numpy. So int8lab runs
-the ONNX graph with torch operations for the operator set of image classifiers, and names every
+the ONNX graph with torch operations for the operator set of image classifiers and YOLO
+detectors (end-to-end heads' TopK / GatherElements selection included), and names every
 operator it does not support before converting anything. ONNX Runtime, when installed, is the
 float reference for validation.
 """
@@ -188,7 +189,9 @@ def _op_table():
 
     def cast(m, x, a):
         """To the graph's own types; float16 and float64 become float32 (int8lab rebuilds in float32)."""
-        torch_type, numpy_type = CAST_TYPES.get(a["to"], (torch.float32, np.float32))
+        if a["to"] not in CAST_TYPES:
+            raise UsageError(f"Cast to ONNX type {a['to']} is not supported (floats, integers and bool are)")
+        torch_type, numpy_type = CAST_TYPES[a["to"]]
         return x[0].astype(numpy_type) if isinstance(x[0], np.ndarray) else x[0].to(torch_type)
 
     def gather(m, x, a):
@@ -288,6 +291,7 @@ def _cast_types() -> dict:
     """ONNX TensorProto type -> (torch dtype, numpy dtype) of what Cast gives."""
     torch = import_torch()
     return {1: (torch.float32, np.float32), 10: (torch.float32, np.float32), 11: (torch.float32, np.float32),
+            2: (torch.uint8, np.uint8), 3: (torch.int8, np.int8), 5: (torch.int16, np.int16),
             6: (torch.int32, np.int32), 7: (torch.int64, np.int64), 9: (torch.bool, np.bool_)}
 
 

@@ -15,7 +15,8 @@
   to the point where SiLU is within half an output step of 0 (never above -SILU_FLOOR), and a
   HARD_SWISH input's to -3, below which it is exactly 0: the step over the values that matter
   shrinks (about 2x on YOLOv8's first layers) and the output barely moves. Measured on the COCO
-  YOLOv8n: the spread of int8 class logits around float's, sd 0.52 -> 0.43.
+  YOLOv8n: the spread of int8 class logits around float's, sd 0.52 -> 0.46, and the float
+  detections kept 93.8% -> 95.2%.
 - **Biases that fit int32.** A channel whose weights are all about zero (a folded batch norm
   with gamma near 0) gets a weight scale near 0, and its bias (bias scale = input scale x weight
   scale) overflows int32: NumPy warns "invalid value encountered in cast" and the channel's
