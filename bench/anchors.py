@@ -22,12 +22,35 @@ class OrtModel:
         return np.concatenate([self.session.run(None, {self.name: batch[i:i + 1]})[0] for i in range(len(batch))])
 
 
-def ort_static_int8(model: Path, batches, out: Path, method: str = "MinMax", max_images: int | None = None) -> Path:
+def decode_tail(model: Path) -> list[str]:
+    """Names of the ONNX nodes from the output back to, and including, the last convolutions: a
+    detector's decode tail with its output convolutions, what int8lab's default keeps in float
+    (as int8lab.model.detector_head finds it: the DFL expectation, a convolution over a softmax,
+    is decode; a Shape reads only its input's shape)."""
+    import onnx
+
+    graph = onnx.load(str(model)).graph
+    producer = {output: node for node in graph.node for output in node.output}
+    tail, frontier = {}, [graph.output[0].name]
+    while frontier:
+        node = producer.get(frontier.pop())
+        if node is None or node.name in tail:
+            continue
+        tail[node.name] = node
+        feeds_softmax = node.op_type == "Conv" and getattr(producer.get(node.input[0]), "op_type", "") == "Softmax"
+        if node.op_type not in ("Conv", "Shape") or feeds_softmax:
+            frontier.extend(node.input)
+    return list(tail)
+
+
+def ort_static_int8(model: Path, batches, out: Path, method: str = "MinMax", max_images: int | None = None,
+                    exclude: list[str] | None = None) -> Path:
     """ONNX Runtime's quantize_static: QDQ, per-channel int8 weights, int8 activations whose
     ranges come from ``method`` (MinMax, Percentile or Entropy) over ``batches`` (float32, the
     ONNX model's layout), the first ``max_images`` of them when given. MinMax folds its ranges
     every 16 images; the histogram methods hold every intermediate output of every image in RAM
-    (about 240 MB an image for a 640-px YOLOv8n), hence ``max_images``."""
+    (about 240 MB an image for a 640-px YOLOv8n), hence ``max_images``. ``exclude``: nodes left in
+    float (``nodes_to_exclude``)."""
     from itertools import islice
 
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
@@ -42,6 +65,7 @@ def ort_static_int8(model: Path, batches, out: Path, method: str = "MinMax", max
 
     quantize_static(str(opset_at_least(model, out.with_suffix(".opset13.onnx"))), str(out), Reader(),
                     quant_format=QuantFormat.QDQ, per_channel=True, calibrate_method=CalibrationMethod[method],
+                    nodes_to_exclude=exclude or [],
                     extra_options={"CalibMaxIntermediateOutputs": 16} if method == "MinMax" else {})
     return out
 

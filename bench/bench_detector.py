@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from anchors import OrtModel, ort_static_int8
+from anchors import OrtModel, decode_tail, ort_static_int8
 
 from int8lab.config import DataOptions
 from int8lab.model.source import ModelOptions, load_model_source
@@ -117,15 +117,19 @@ def run(args, out: Path) -> None:
     generator = opts.generator(args.data, spec, split="test", num_samples=None)
     files = [str(f) for f in generator.index.files]
     layout = resolve_layout(tuple(source.predict(generator.first_batch()).shape), size, len(names))
-    for method in [m for m in args.ort_methods.split(",") if m]:
+    tail = decode_tail(args.model)
+    ort_variants = [(m, None) for m in args.ort_methods.split(",") if m] + [("MinMax", tail)]
+    for method, exclude in ort_variants:
         calibration = opts.generator(args.data, spec, split="val").generate_batches()
         cap = None if method == "MinMax" else args.ort_histogram_images
-        ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}.onnx", method, cap)
+        ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}_{len(rows)}.onnx", method, cap,
+                                   exclude)
         results = evaluate(source, OrtModel(ort_path), generator.generate_samples(), files, spec.as_dict(),
                            layout, layout, labelled_split(files))
         images = f", {min(cap, args.num_samples)} images" if cap else ""
-        rows.append((f"ONNX Runtime quantize_static ({method}{images}, QDQ, per-channel)", results,
-                     OrtModel(ort_path), "QDQ"))
+        floats = f", the decode tail and output convolutions float ({len(exclude)} nodes)" if exclude else ""
+        rows.append((f"ONNX Runtime quantize_static ({method}{images}, QDQ, per-channel{floats})", results,
+                     OrtModel(ort_path), f"{len(exclude)} nodes" if exclude else "QDQ"))
     sample = generator.first_batch()
     litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:len(variants)]], sample)
     ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[len(variants):]], sample)
