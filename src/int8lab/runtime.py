@@ -76,14 +76,22 @@ class Delegation:
     delegated: int  # ops XNNPACK runs
     fallback: tuple[str, ...]  # "OP (tensor it writes)" of each op on the built-in kernels
 
-    def describe(self) -> str:
-        ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
-        rest = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+    def describe(self, each_op: bool = False) -> str:
+        """One line; the ops on the built-in kernels counted by kind, or ``each_op`` by the tensor each writes."""
+        if each_op:
+            rest = ", ".join(self.fallback)
+        else:
+            ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
+            rest = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
         return (f"XNNPACK runs {self.delegated} of {self.delegated + len(self.fallback)} ops in "
                 f"{self.partitions} partition(s)" + (f"; on the built-in kernels: {rest}" if rest else ""))
 
     def as_dict(self) -> dict:
         return {"partitions": self.partitions, "delegated": self.delegated, "fallback": list(self.fallback)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Delegation":
+        return cls(data["partitions"], data["delegated"], tuple(data["fallback"]))
 
 
 def delegation(content: bytes, threads: int | None = None) -> Delegation:
@@ -91,17 +99,18 @@ def delegation(content: bytes, threads: int | None = None) -> Delegation:
     writing the same tensors; with it on, the DELEGATE nodes are its partitions."""
     from ai_edge_litert.interpreter import Interpreter
 
-    def ops(fuse: bool):
+    def allocated(fuse: bool):
         interpreter = Interpreter(model_content=content, num_threads=threads,
                                   experimental_disable_delegate_node_fusion=not fuse)
         interpreter.allocate_tensors()
-        return interpreter._get_ops_details(), interpreter
+        return interpreter
 
-    separate, interpreter = ops(fuse=False)
+    unfused = allocated(fuse=False)
+    separate = unfused._get_ops_details()
     taken = {tuple(op["outputs"]) for op in separate if op["op_name"] == "DELEGATE"}
-    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    names = {d["index"]: d["name"] for d in unfused.get_tensor_details()}
     own = [op for op in separate if op["op_name"] != "DELEGATE"]
     fallback = tuple(f"{op['op_name']} ({names.get(int(op['outputs'][0]), '?')})" for op in own
                      if tuple(op["outputs"]) not in taken)
-    partitions = sum(op["op_name"] == "DELEGATE" for op in ops(fuse=True)[0])
+    partitions = sum(op["op_name"] == "DELEGATE" for op in allocated(fuse=True)._get_ops_details())
     return Delegation(partitions, len(own) - len(fallback), fallback)

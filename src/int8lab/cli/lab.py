@@ -29,6 +29,7 @@ def bench_command(
     """Size, parameters and latency of several models, side by side in one process."""
     from int8lab.benchmark import bench_models
     from int8lab.cpu import cpu_info
+    from int8lab.runtime import Delegation
 
     rows = bench_models(models, threads, runs, warmup)
     if as_json:
@@ -47,9 +48,7 @@ def bench_command(
                       f"{row['speedup_vs_first']:.2f}x")
     table_console().print(table)
     for row in rows:
-        d = row["delegation"]
-        fallback = f"; on the built-in kernels: {', '.join(d['fallback'])}" if d["fallback"] else ""
-        typer.echo(f"{row['model']}: XNNPACK runs {d['delegated']} ops in {d['partitions']} partition(s){fallback}")
+        typer.echo(f"{row['model']}: {Delegation.from_dict(row['delegation']).describe(each_op=True)}")
     cpu = cpu_info()
     typer.echo(f"cpu: {cpu.describe()}; {cpu.int8_meaning()}")
 

@@ -105,18 +105,13 @@ class Calibrated:
 
     def _correct_biases(self, samples, head_score=None) -> bytes | None:
         """Biases less the mean shift of int8 weights, kept if the ranking images say it helps
-        (by the relative output error, or a detector's own ``output_error``); the quantized model
+        (by the relative output error, or a detector's own ``output_error_measure``); the quantized model
         as it now stands, when it was built on the way (None otherwise)."""
         from int8lab.model import bias_correction
         from int8lab.runtime import LiteRTModel
 
-        measure = ["relative output error"]
-
-        def error(reference, quantized) -> float:
-            own = head_score.output_error(reference, quantized) if head_score is not None else None
-            if own is not None:
-                measure[0] = "1 - mAP50-95 against the float detections"
-            return bias_correction.relative_error(reference, quantized) if own is None else own
+        measure = head_score.output_error_measure if head_score is not None else None
+        error = head_score.output_error if measure else bias_correction.relative_error
 
         batches = [array for sample in next(iter(samples.values())) for array in sample.values()]
         mean_part, ranking = bias_correction.ranking_split(batches)
@@ -136,7 +131,7 @@ class Calibrated:
         candidate = self.quantize()
         after = error(reference, LiteRTModel(candidate).predict(images))
         self.notes.bias_correction = {"kept": after < before, "layers": layers, "ranking_images": len(images),
-                                      "measure": measure[0],
+                                      "measure": measure or "relative output error",
                                       "relative_error_before": before, "relative_error_after": after}
         if after >= before:
             self.quantizable = self.content

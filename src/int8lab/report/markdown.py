@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from int8lab.model.tflite_info import float_op_summary
+from int8lab.runtime import Delegation
 from int8lab.tasks.registry import task_of_results
 
 
@@ -51,9 +52,7 @@ def validation_report(summary: dict) -> str:
         lines.append(f"- latency measured on {summary['cpu']['model']} ({summary['cpu']['machine']}, "
                      f"{', '.join(summary['cpu']['features']) or 'no SIMD flags read'}): {summary['cpu']['int8']}")
     for name, runs in (summary.get("delegation") or {}).items():
-        fallback = f"; on the built-in kernels: {', '.join(runs['fallback'])}" if runs["fallback"] else ""
-        lines.append(f"- {name} in LiteRT: XNNPACK runs {runs['delegated']} ops in {runs['partitions']} "
-                     f"partition(s){fallback}")
+        lines.append(f"- {name} in LiteRT: {Delegation.from_dict(runs).describe(each_op=True)}")
     rewrite = (conversion.get("task") or {}).get("box_rewrite")
     if rewrite:
         lines.append(f"- detector output: {rewrite}; the sidecar records `\"boxes\": \"normalized\"`")

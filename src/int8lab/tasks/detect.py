@@ -242,11 +242,15 @@ class HeadScore:
                 pairs.extend(zip(rs[matched], qs[best[matched]]))
         return tuple(np.array(side, np.float64) for side in zip(*pairs)) if pairs else (np.zeros(0), np.zeros(0))
 
-    def output_error(self, reference: np.ndarray, quantized: np.ndarray) -> float | None:
-        """What bias correction is judged by: None (the relative output error, int8lab.model.
-        bias_correction), or for an end-to-end head, whose rows come in each model's own score
-        order, 1 - its mAP50-95 against the float detections."""
-        return 1.0 - self(reference, quantized) if self.layout.end_to_end else None
+    @property
+    def output_error_measure(self) -> str | None:
+        """What bias correction is judged by when not by the relative output error (int8lab.model.
+        bias_correction): an end-to-end head's rows come in each model's own score order."""
+        return "1 - mAP50-95 against the float detections" if self.layout.end_to_end else None
+
+    def output_error(self, reference: np.ndarray, quantized: np.ndarray) -> float:
+        """The ``output_error_measure``: lower is closer."""
+        return 1.0 - self(reference, quantized)
 
     def kept(self, reference: np.ndarray, quantized: np.ndarray) -> float:
         """The share of the reference's detections at the operating point that ``quantized`` keeps."""
