@@ -96,6 +96,7 @@ def test_silu_and_hard_swish_inputs_lose_only_their_flat_end(tmp_path, fashion_d
     from int8lab.model.convert import convert
     from int8lab.model.source import ModelOptions
     from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.report.markdown import correction_lines
 
     source = load_model_source(flat_activation_model(tmp_path / "flat.keras"), ModelOptions(backend="aeq"))
     float_model = convert(source, "none")
@@ -104,6 +105,8 @@ def test_silu_and_hard_swish_inputs_lose_only_their_flat_end(tmp_path, fashion_d
     result = convert_job(source, fashion_dir, tmp_path / "m.tflite", opts, "int8")
     clipped = result.metadata["range_corrections"]["flat_clipped"]
     assert clipped["tensors"] == 2 and clipped["largest_step_reduction"] > 1.5
+    assert any("clipped where the activation is flat" in line
+               for line in correction_lines(result.metadata["range_corrections"]))
     batch = opts.generator(fashion_dir, opts.spec(source.input), num_samples=8).first_batch()
     reference, quantized = LiteRTModel(float_model).predict(batch), LiteRTModel(result.path).predict(batch)
     assert np.abs(quantized - reference).max() < 0.05 * np.abs(reference).max()

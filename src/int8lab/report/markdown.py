@@ -118,6 +118,10 @@ def correction_lines(c: dict) -> list[str]:
                      f"{bias['relative_error_before']:.3g} -> {bias['relative_error_after']:.3g}")
     elif bias:
         lines.append(f"no bias correction: {bias['reason']}")
+    flat = c.get("flat_clipped")
+    if flat:
+        lines.append(f"{flat['tensors']} SiLU / hard-swish input range(s) clipped where the activation is flat "
+                     f"(int8 step up to {flat['largest_step_reduction']:.2f}x finer)")
     grid = c.get("weight_grid")
     if grid and grid.get("channels"):
         lines.append(f"weights already on an int8 grid kept exactly: {grid['channels']} of {grid['of_channels']} "
