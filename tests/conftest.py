@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -193,3 +194,38 @@ MOBILENET = ROOT / "examples" / "fashion" / "mobilenetv3.keras"
 def mobilenet_model() -> Path:
     """The model that quantizes badly: MobileNetV3-Small (hard-swish), 48x48x3 in [-1, 1]."""
     return MOBILENET
+
+
+def mediapipe_finds(model: Path, images: list[Path], tmp: Path, min_iou: float = 0.8) -> tuple[int, int]:
+    """(found, of): how many of `int8lab predict`'s detections MediaPipe's own ObjectDetector finds
+    in ``model`` (same label name, IoU >= ``min_iou``), both given each image at the model's input
+    size (MediaPipe's resize differs from Pillow's) and MediaPipe normalising it from the metadata."""
+    import mediapipe as mp
+    from mediapipe.tasks import python as tasks
+    from mediapipe.tasks.python import vision
+
+    from int8lab import imageops
+    from int8lab.tasks.boxes import box_iou
+
+    spec = json.loads(Path(f"{model}.json").read_text())["preprocessing"]
+    sized = []
+    for k, image in enumerate(images):
+        sized.append(tmp / f"{k}.png")
+        imageops.resize_image(imageops.decode_image(image, spec), spec).convert("RGB").save(sized[-1])
+    ours = json.loads(int8lab("predict", model, *sized, "-o", tmp, "--json").stdout)
+    options = vision.ObjectDetectorOptions(base_options=tasks.BaseOptions(model_asset_path=str(model)),
+                                           score_threshold=0.25)
+    found = total = 0
+    with vision.ObjectDetector.create_from_options(options) as detector:
+        for path, expected in zip(sized, ours):
+            pixels = np.ascontiguousarray(np.asarray(Image.open(path)))
+            result = detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
+            boxes = np.array([[d.bounding_box.origin_x, d.bounding_box.origin_y,
+                               d.bounding_box.origin_x + d.bounding_box.width,
+                               d.bounding_box.origin_y + d.bounding_box.height] for d in result.detections]).reshape(-1, 4)
+            names = np.array([d.categories[0].category_name for d in result.detections])
+            for detection in expected["detections"]:
+                same = names == detection["label"]
+                total += 1
+                found += bool(same.any()) and box_iou(np.array([detection["box"]]), boxes[same]).max() >= min_iou
+    return found, total

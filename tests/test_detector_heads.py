@@ -156,9 +156,10 @@ def test_a_v5_form_detector_quantizes_and_keeps_its_detections(tmp_path, half):
     summary = json.loads(int8lab("quantize", model, *FLAGS, "-o", tmp_path / "out").stdout)
     v = summary["validation"]
     assert summary["conversion"]["task"]["layout"]["objectness"]
+    assert "delta" in summary["conversion"]["range_corrections"]["detector_head"]["class_logit_shift"]
     assert any("float16" in w for w in summary["warnings"]) == half
     assert v["labelled"] and abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01
-    assert v["detections_kept"] >= 0.92  # 92.7% (fp32) and 94.1% (fp16) measured: a product of scores is not re-centred
+    assert v["detections_kept"] >= 0.94  # 94.4% (fp32) and 94.6% (fp16) measured, with the product re-centred
 
 
 def keras_detector(path, classes: int = 10, size: int = 160):
@@ -213,3 +214,13 @@ def test_a_signature_less_nhwc_float_tflite_detector_quantizes_and_keeps_its_det
     image = EXAMPLE / "data" / "images" / "test" / "test_0003.jpg"
     found = json.loads(int8lab("predict", tmp_path / "out" / "model_int8.tflite", image, "-o", tmp_path, "--json").stdout)
     assert found[0]["detections"]
+
+
+@pytest.mark.slow
+def test_octav_ranges_quantize_a_detector_whose_decode_has_constant_operands(tmp_path):
+    """OCTAV takes symmetric tensors only; the anchor grid added in the decode is an asymmetric
+    constant operand, so OCTAV goes to the weighted ops and min/max ranges to the rest."""
+    summary = json.loads(int8lab("quantize", EXAMPLE / "yolo_tiny.onnx", "--input-size", "160", "160", *FLAGS,
+                                 "--range-estimator", "octav", "-o", tmp_path).stdout)
+    v = summary["validation"]
+    assert abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01 and v["detections_kept"] >= 0.94  # 94.7% measured

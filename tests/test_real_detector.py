@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, int8lab
+from conftest import ROOT, int8lab, mediapipe_finds
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_detector import SHARED, coco_layout  # noqa: E402
@@ -34,3 +34,18 @@ def test_yolov8n_stays_within_a_point_of_float_and_keeps_its_detections(tmp_path
     assert corrections["weight_grid"]["channels"] > 0.9 * corrections["weight_grid"]["of_channels"]
     assert corrections["flat_clipped"]["tensors"] > 20
     assert summary["latency"]["int8"]["mean_ms"] and summary["latency"]["fp32"]["mean_ms"]
+
+
+@pytest.mark.slow
+def test_mediapipe_object_detector_runs_the_real_yolov8n_and_finds_what_predict_finds(tmp_path):
+    pytest.importorskip("mediapipe", reason="the mediapipe extra (make installs it)")
+    data = coco_layout(tmp_path / "data")
+    out = tmp_path / "out"
+    summary = json.loads(int8lab("quantize", MODEL, "--data", data, "--input-size", "640", "640", "--io-layout", "nhwc",
+                                 "--preset", "unit", "--resize", "stretch", "--target", "mediapipe", "-q", "--json",
+                                 "-o", out).stdout)
+    v = summary["validation"]
+    assert abs(v["map50_95_reference"] - v["map50_95"]) <= 0.01 and v["detections_kept"] >= 0.945  # 95.3% measured
+    images = sorted((data / "images" / "test").glob("*.jpg"))[:30]
+    found, total = mediapipe_finds(out / "model_int8.tflite", images, tmp_path)
+    assert found / total >= 0.9, f"{found} of {total}"  # 106 of 112 measured

@@ -96,6 +96,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     warnings = raise_on_errors(findings)
     labels = _labels(labels_file, generator, data_dir)
     task, converted_source, task_findings = resolve_task(source, first, spec, opts, mode, labels)
+    if opts.target == "mediapipe" and "layout" in task:
+        check_mediapipe_detector(task, spec)
     range_notes = {}
     content = convert(converted_source, mode, generator, range_notes, head_score(task, opts))
     info = inspect_tflite(content)
@@ -105,6 +107,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")
+    content, task = for_target(content, task, opts)
+    info = inspect_tflite(content)
     warnings += check_interface(mode, info)
     if generator is not None:
         warnings += check_calibration_size(len(generator.selected))
@@ -112,7 +116,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["preprocessing_detection"] = detection
     metadata["task"] = task
     metadata["range_corrections"] = range_notes or None
-    metadata["target"] = {"name": opts.target, "io": target_why}
+    metadata["target"] = {"name": opts.target, "io": target_why, "form": task.get("form")}
     info = replace(info, size_bytes=write_model(output, content, metadata, opts.metadata))
     if opts.metadata and not metadata["tflite_metadata"]["written"]:
         warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
@@ -271,12 +275,28 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                "delegation": {name: d.as_dict() for name, d in runs_on.items()},
                "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"])}
+    if converted.metadata["task"].get("form") and results.get("labelled"):
+        summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", source, data_dir, spec, eval_split,
+                                                   labels, opts, results)
     if recovery is not None:
         summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split, labels,
                                                threads, opts)
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def mediapipe_cost(float_model: Path, source, data_dir, spec: PreprocessSpec, eval_split: str, labels,
+                   opts: DataOptions, results: dict) -> dict:
+    """What MediaPipe's way of running a detector costs on the user's labelled images: the float
+    model letterboxed with Ultralytics' class-aware NMS, against stretched with MediaPipe's
+    class-agnostic NMS (the validation just run)."""
+    with tempfile.TemporaryDirectory(prefix="int8lab-letterbox-") as scratch:
+        letterbox = validate_job(float_model, source, data_dir, replace(spec, resize="letterbox"), eval_split,
+                                 Path(scratch), labels, opts.dataset_type, not opts.quiet, "detect")
+    return {"letterbox_map50_95": letterbox["map50_95_reference"], "letterbox_map50": letterbox["map50_reference"],
+            "mediapipe_float_map50_95": results["map50_95_reference"], "mediapipe_float_map50": results["map50_reference"],
+            "mediapipe_int8_map50_95": results["map50_95"]}
 
 
 def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
@@ -309,7 +329,7 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
         ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, split, labels, opts.dataset_type,
                                  not opts.quiet)
         recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet,
-                                    converted.metadata["task"], spec, converted.source)
+                                    source_task(converted.metadata["task"]), spec, converted.source)
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
                        recovery.method)
     if not recovery.needed:
@@ -317,9 +337,10 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     full = out_dir / "model_int8_full.tflite"
     converted.path.replace(full)
     Path(f"{converted.path}.json").replace(f"{full}.json")
-    info = inspect_tflite(recovery.content)
+    content, _ = for_target(recovery.content, source_task(converted.metadata["task"]), opts)
+    info = inspect_tflite(content)
     metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
-    info = replace(info, size_bytes=write_model(converted.path, recovery.content, metadata, opts.metadata))
+    info = replace(info, size_bytes=write_model(converted.path, content, metadata, opts.metadata))
     return ConvertResult(converted.path, info, metadata, converted.warnings, converted.source), recovery
 
 
@@ -457,8 +478,48 @@ def write_model(path: Path, content: bytes, metadata: dict, embed_metadata: bool
     return len(content)
 
 
+MEDIAPIPE_DETECTOR_FORM = ("two float outputs, location [1, N, 4] (centre y, x, height, width as fractions of the "
+                           "input) and score [1, N, classes], with DETECTOR_METADATA (identity anchors): the form "
+                           "MediaPipe's ObjectDetector decodes itself, threshold and NMS included; appended in float "
+                           "after the validated int8 model")
+
+
+def check_mediapipe_detector(task: dict, spec: PreprocessSpec) -> None:
+    """Before converting: what MediaPipe's ObjectDetector cannot take."""
+    from int8lab.model.mediapipe_detector import check_layout
+
+    check_layout(task["layout"])
+    if spec.resize != "stretch":
+        raise UsageError(f"MediaPipe's ObjectDetector stretches each image to the model's input size (no "
+                         f"letterbox): give --resize stretch (not {spec.resize}) so that calibration and "
+                         f"validation see what it will feed")
+    if not task.get("names"):
+        raise UsageError("--target mediapipe needs the class names for the score tensor's labels "
+                         "(a data.yaml beside the images, or --labels)")
+
+
+def for_target(content: bytes, task: dict, opts: DataOptions) -> tuple[bytes, dict]:
+    """The model as its target runs it: a detector for MediaPipe gets its two outputs
+    (int8lab.model.mediapipe_detector); the task keeps the layout it had as ``source_layout``."""
+    if opts.target != "mediapipe" or "layout" not in task:
+        return content, task
+    from int8lab.model.mediapipe_detector import with_mediapipe_outputs
+
+    content, layout = with_mediapipe_outputs(content, task["layout"])
+    return content, {**task, "layout": layout, "source_layout": task["layout"], "form": MEDIAPIPE_DETECTOR_FORM}
+
+
+def source_task(task: dict) -> dict:
+    """The task as the converted model had it before its target's form (for_target)."""
+    if "source_layout" not in task:
+        return task
+    rest = {k: v for k, v in task.items() if k not in ("source_layout", "form")}
+    return {**rest, "layout": task["source_layout"]}
+
+
 def float_task(task: dict) -> dict:
     """The sidecar task of the unmodified float model: a detector's boxes stay in pixels."""
+    task = source_task(task)
     if "layout" not in task:
         return task
     return {**task, "layout": {**task["layout"], "boxes": "pixels"}, "box_rewrite": None}

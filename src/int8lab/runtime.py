@@ -34,7 +34,8 @@ class LiteRTModel:
             raise UsageError(f"{where}is not a .tflite model LiteRT can run: {str(exc).strip().splitlines()[0]}") \
                 from None
         self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        self.outputs = self.interpreter.get_output_details()
+        self.output = joined_output(self.outputs)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -48,22 +49,36 @@ class LiteRTModel:
         info = np.iinfo(dtype)
         return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
 
-    def dequantize_output(self, values: np.ndarray) -> np.ndarray:
-        if np.dtype(self.output["dtype"]).kind == "f":
-            return values.astype(np.float32, copy=False)
-        scale, zero_point = self.output["quantization"]
-        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
     def invoke(self, sample_batch: np.ndarray) -> np.ndarray:
         """One call with a batch of the model's own batch size (usually 1)."""
         self.interpreter.set_tensor(self.input["index"], self.quantize_input(sample_batch))
         self.interpreter.invoke()
-        return self.dequantize_output(self.interpreter.get_tensor(self.output["index"]))
+        if self.output is self.outputs[0]:
+            return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
+        return np.concatenate([dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs], axis=-1)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Float outputs for a float32 batch of any size (run one model-batch at a time)."""
         step = self.input_shape[0] or 1
         return np.concatenate([self.invoke(batch[i:i + step]) for i in range(0, len(batch), step)])
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    if np.dtype(detail["dtype"]).kind == "f":
+        return values.astype(np.float32, copy=False)
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def joined_output(outputs: list[dict]) -> dict:
+    """The output int8lab reads: the only one, or several [1, N, k] outputs (a detector's boxes
+    and scores, as MediaPipe's ObjectDetector takes them) read as one [1, N, sum of k] along the
+    last axis, in graph order; otherwise the first."""
+    shapes = [tuple(int(d) for d in o["shape"]) for o in outputs]
+    if len(outputs) == 1 or any(len(s) != 3 or s[:2] != shapes[0][:2] for s in shapes):
+        return outputs[0]
+    return {**outputs[0], "name": "+".join(o["name"] for o in outputs),
+            "shape": np.array([*shapes[0][:2], sum(s[2] for s in shapes)], np.int32)}
 
 
 @dataclass(frozen=True)

@@ -63,13 +63,16 @@ def dequantize(values, detail):
 
 
 def run(interpreter, image_path):
-    """The float output of the model for one image file."""
+    """The float output of the model for one image file (a detector's [1, N, k] outputs, as
+    MediaPipe's ObjectDetector takes them, joined along the last axis)."""
     tensor = load_tensor(image_path, SPEC)[np.newaxis]
     inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
+    outs = interpreter.get_output_details()
     interpreter.set_tensor(inp["index"], quantize(tensor, inp))
     interpreter.invoke()
-    return dequantize(interpreter.get_tensor(out["index"]), out)
+    values = [dequantize(interpreter.get_tensor(out["index"]), out) for out in outs]
+    joined = len(values) > 1 and all(v.ndim == 3 and v.shape[:2] == values[0].shape[:2] for v in values)
+    return np.concatenate(values, axis=-1) if joined else values[0]
 '''
 
 CLASSIFY = '''

@@ -168,6 +168,10 @@ def quantize_command(
     for line in correction_lines(summary["conversion"].get("range_corrections") or {}):
         typer.echo(f"correction: {line}")
     _print_validation(summary["validation"])
+    from int8lab.report.markdown import target_lines
+
+    for line in target_lines(summary["conversion"].get("target") or {}, summary.get("mediapipe_cost")):
+        typer.echo(line[2:])
     sizes, latency = summary["sizes"], summary["latency"]
     typer.echo(f"size: fp32 {sizes['fp32_tflite_bytes'] / 1024:.1f} KiB -> int8 "
                f"{sizes['int8_tflite_bytes'] / 1024:.1f} KiB ({100 * sizes['int8_vs_fp32']:.1f}%)")

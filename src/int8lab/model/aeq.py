@@ -26,15 +26,27 @@ class QuantizerError(Int8labError):
     """ai-edge-quantizer refused the model."""
 
 
+WEIGHTED_OPERATIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "FULLY_CONNECTED")
+
+
 def _recipe(mode: str, estimator: str):
+    """min/max ranges everywhere; another estimator on the weighted ops only: OCTAV takes
+    symmetric tensors alone, and a constant operand of an elementwise op (a detector's anchor
+    grid) is quantized as an asymmetric activation."""
     from ai_edge_quantizer import recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
 
     from int8lab.model.options import RANGE_ESTIMATORS
 
+    build = {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8, "int8-float-io": recipe.static_wi8_ai8,
+             "int16x8": recipe.static_wi8_ai16}[mode]
+    entries = build(AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+    if estimator == "minmax":
+        return entries
     key = AlgorithmName[RANGE_ESTIMATORS[estimator]]
-    return {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8, "int8-float-io": recipe.static_wi8_ai8,
-            "int16x8": recipe.static_wi8_ai16}[mode](key)
+    return [*entries, *({**entries[0], "operation": TFLOperationName[op], "algorithm_key": key}
+                        for op in WEIGHTED_OPERATIONS)]
 
 
 def quantize_tflite(content: bytes, mode: str, representative_dataset=None, estimator: str = "minmax",

@@ -19,6 +19,7 @@ import numpy as np
 
 from int8lab import __version__
 from int8lab.errors import Int8labError
+from int8lab.model.mediapipe_detector import LAYOUT_BOXES
 
 
 PACKED_DATE = (2000, 1, 1, 0, 0, 0)  # the packed files' zip date: same inputs, same bytes
@@ -65,7 +66,9 @@ def with_metadata(content: bytes, sidecar: dict, name: str) -> bytes:
         description=f"{sidecar.get('mode', '')} model written by int8lab {__version__} ({task}); preprocessing: "
                     f"{spec['resize']} to {spec['input_size'][0]}x{spec['input_size'][1]}, preset {spec['preset']}")
     with tempfile.TemporaryDirectory() as tmp:
-        if task == "classify" and len(output_types) == 1 and labels:
+        if task == "detect" and (sidecar["task"].get("layout") or {}).get("boxes") == LAYOUT_BOXES:
+            writer = _mediapipe_detector_writer(buffer, general, image, labels, Path(tmp), sidecar["task"]["layout"])
+        elif task == "classify" and len(output_types) == 1 and labels:
             labels_file = Path(tmp) / "labels.txt"
             labels_file.write_text("".join(f"{label}\n" for label in labels))
             output = metadata_info.ClassificationTensorMd(
@@ -81,6 +84,48 @@ def with_metadata(content: bytes, sidecar: dict, name: str) -> bytes:
         written = _dated(bytes(writer.populate()))
     check_same_inference(content, written)
     return written
+
+
+def _mediapipe_detector_writer(buffer: bytearray, general, image, labels: list[str], tmp: Path, layout: dict):
+    """Metadata MediaPipe's ObjectDetector reads for a model without NMS: a ``location`` tensor
+    of y, x, h, w boxes (BoundingBoxProperties, ratios), a ``score`` tensor whose axis labels are
+    the class names, and DETECTOR_METADATA (int8lab.model.mediapipe_detector) as custom metadata."""
+    import flatbuffers
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_fb
+    from tensorflow_lite_support.metadata.python import metadata as populator
+    from tensorflow_lite_support.metadata.python.metadata_writers import metadata_info, metadata_writer, writer_utils
+
+    from int8lab.model.mediapipe_detector import LOCATION, SCORE, detector_metadata
+
+    labels_file = tmp / "labels.txt"
+    labels_file.write_text("".join(f"{label}\n" for label in labels))
+    location = metadata_info.TensorMd(name=LOCATION, description="Box centre y, x, height, width as fractions of "
+                                                                "the input (MediaPipe's YXHW).").create_metadata()
+    box = metadata_fb.BoundingBoxPropertiesT()
+    box.index, box.type, box.coordinateType = [1, 0, 3, 2], metadata_fb.BoundingBoxType.BOUNDARIES, \
+        metadata_fb.CoordinateType.RATIO
+    location.content = metadata_fb.ContentT()
+    location.content.contentPropertiesType = metadata_fb.ContentProperties.BoundingBoxProperties
+    location.content.contentProperties = box
+    score = metadata_info.ClassificationTensorMd(
+        name=SCORE, description=f"Scores of the {len(labels)} classes for each box (sigmoid applied).",
+        label_files=[metadata_info.LabelFileMd(str(labels_file))],
+        tensor_type=writer_utils.get_output_tensor_types(buffer)[1]).create_metadata()
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(buffer, 0).Subgraphs(0)
+    rows = int(graph.Tensors(graph.Outputs(1)).ShapeAsNumpy()[1])
+    custom = metadata_fb.CustomMetadataT()
+    custom.name = "DETECTOR_METADATA"
+    custom.data = list(detector_metadata(rows, layout["num_classes"]))
+    subgraph = metadata_fb.SubGraphMetadataT()
+    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [image.create_metadata()], [location, score]
+    subgraph.customMetadata = [custom]
+    model = general.create_metadata()
+    model.subgraphMetadata = [subgraph]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), populator.MetadataPopulator.METADATA_FILE_IDENTIFIER)
+    return metadata_writer.MetadataWriter(buffer, builder.Output(), [str(labels_file)])
 
 
 def _dated(content: bytes) -> bytes:

@@ -10,15 +10,22 @@ mappings (``DetectionLayout.as_dict()``, ``PreprocessSpec.as_dict()``).
 import numpy as np
 
 
+MEDIAPIPE_NMS_IOU = 0.3  # its ObjectDetector's suppression of a model without NMS (measured on its 1.2.2 release)
+
+
 def decode(output, layout, confidence=0.25, iou=0.7, max_detections=300):
     """One image's raw output -> (xyxy boxes in input pixels, scores, classes) after NMS.
 
     ``layout``: channel_axis (1 for [4 + classes, anchors], 2 for [anchors, channels]),
     objectness (v5 heads), end_to_end (rows x1, y1, x2, y2, score, class already selected by the
-    model: no NMS), boxes ("pixels", or "normalized" by the input size), input_size."""
+    model: no NMS), boxes ("pixels"; "normalized" by the input size; "normalized-yxhw", centre y,
+    x, height, width as MediaPipe's ObjectDetector reads them), input_size, nms ("class-aware" as
+    Ultralytics runs it, or "mediapipe": class-agnostic at MEDIAPIPE_NMS_IOU, whatever ``iou``)."""
     rows = output if layout["channel_axis"] == 2 else output.T  # [anchors, channels]
     boxes = rows[:, :4].astype(np.float64)
-    if layout["boxes"] == "normalized":
+    if layout["boxes"] == "normalized-yxhw":
+        boxes = boxes[:, [1, 0, 3, 2]]
+    if layout["boxes"] != "pixels":
         height, width = layout["input_size"]
         boxes = boxes * np.array([width, height, width, height])
     if layout.get("end_to_end"):
@@ -33,7 +40,10 @@ def decode(output, layout, confidence=0.25, iou=0.7, max_detections=300):
     best = scores[np.arange(len(scores)), classes]
     keep = best >= confidence
     boxes, best, classes = xywh_to_xyxy(boxes[keep]), best[keep], classes[keep]
-    kept = nms(boxes, best, classes, iou, max_detections)
+    if layout.get("nms") == "mediapipe":
+        kept = nms(boxes, best, np.zeros_like(classes), MEDIAPIPE_NMS_IOU, max_detections)
+    else:
+        kept = nms(boxes, best, classes, iou, max_detections)
     return boxes[kept], best[kept], classes[kept]
 
 

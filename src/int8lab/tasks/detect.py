@@ -38,9 +38,11 @@ class DetectionLayout:
     channel_axis: int  # axis of the 4 (+1) + classes channels: 1, or 2 for [1, anchors, channels]
     num_classes: int
     objectness: bool = False  # v5 heads
-    boxes: str = "pixels"  # or "normalized": divided by the input size (int8lab's int8 rewrite)
+    boxes: str = "pixels"  # "normalized": divided by the input size (int8lab's int8 rewrite); "normalized-yxhw"
+    # (int8lab.model.mediapipe_detector: centre y, x, height, width as MediaPipe reads them)
     input_size: tuple[int, int] = (640, 640)
     end_to_end: bool = False  # [1, K, 6] rows (x1, y1, x2, y2, score, class) an NMS-free head selected
+    nms: str = "class-aware"  # or "mediapipe": class-agnostic at IoU 0.3, as MediaPipe's ObjectDetector runs it
 
     def as_dict(self) -> dict:
         return {**asdict(self), "input_size": list(self.input_size)}
@@ -224,14 +226,17 @@ class HeadScore:
         """(float, int8) class scores of the same predictions wherever the float one exceeds
         ``above``: anchor by anchor, or for an end-to-end head (rows in each model's own order)
         detection by detection (each float detection with the int8 one of its class it overlaps
-        most, IoU >= 0.5). None for heads whose score is
-        a product (v5's objectness), where a logit shift is not one number."""
-        if self.layout.objectness:
-            return None
+        most, IoU >= 0.5). For v5's objectness heads, the class factors where the float product
+        exceeds ``above`` (the objectness factor is left as it is)."""
         if not self.layout.end_to_end:
-            scores = [np.moveaxis(o, self.layout.channel_axis, -1)[..., 4:] for o in (reference, quantized)]
-            confident = scores[0] > above
-            return scores[0][confident], scores[1][confident]
+            channels = [np.moveaxis(o, self.layout.channel_axis, -1) for o in (reference, quantized)]
+            if self.layout.objectness:
+                classes = [c[..., 5:] * c[..., 4:5] for c in channels]
+                confident = classes[0] > above
+            else:
+                classes = [c[..., 4:] for c in channels]
+                confident = classes[0] > above
+            return classes[0][confident], classes[1][confident]
         pairs = []
         for ref, quant in zip(reference, quantized):
             (rb, rs, rc), (qb, qs, qc) = decode(ref, self.layout, above), decode(quant, self.layout, MAP_CONFIDENCE)
@@ -356,9 +361,12 @@ def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
     """What every shard needs to score its images: the files, both layouts, the class names."""
     names = labels or dataset_names(data_dir)
     quantized_layout = layout_of(quantized, sidecar, spec, names)
+    source = ((sidecar or {}).get("task") or {}).get("source_layout")  # before a target's output form
+    reference_layout = replace(DetectionLayout.from_dict(source), nms=quantized_layout.nms).with_boxes("pixels") \
+        if source else quantized_layout.with_boxes("pixels")
     files = [str(f) for f in index.files]
     return {"files": files, "spec": spec.as_dict(), "quantized_layout": quantized_layout,
-            "reference_layout": quantized_layout.with_boxes("pixels"), "labelled": labelled_split(files),
+            "reference_layout": reference_layout, "labelled": labelled_split(files),
             "class_names": names}
 
 
