@@ -322,7 +322,7 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     if parts:
         config = replace(config, calibration_split=parts[0], eval_split=parts[1])
     if opts.preset == "auto":
-        from int8lab.pipeline import detect_preset
+        from int8lab.run import detect_preset
 
         opts, _ = detect_preset(load_model_source(model_path, model_options), data_dir,
                                 DataOptions(**{**asdict(opts), "split": config.calibration_split}))

@@ -32,16 +32,16 @@ from int8lab.checks import (
 )
 from int8lab.config import DataOptions
 from int8lab.cpu import cpu_info
-from int8lab.data.discovery import discover, plan_parts
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
-from int8lab.model.source import load_model_source, sha256_of
+from int8lab.model.source import sha256_of
 from int8lab.model.metadata import writer_missing
 from int8lab.model.targets import mode_for_target
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
+from int8lab.run import RunContext, resolve_run
 from int8lab.progress import progress_enabled, track
 from int8lab.runtime import LiteRTModel, delegation
 from int8lab.tasks.registry import task_of_results
@@ -66,12 +66,11 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
                 validation_files: list[str] | None = None, detection: dict | None = None) -> ConvertResult:
     """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically.
 
-    ``model`` is a path or an already loaded source (int8lab.model.source). With ``--preset
-    auto`` the preprocessing is detected first; ``detection`` is evidence already gathered."""
-    source = load_model_source(model)
-    if opts.preset == "auto":
-        opts, detection = detect_preset(source, data_dir, opts)
-    spec = opts.spec(source.input)
+    ``model`` is a path, an already loaded source (int8lab.model.source) or a job's resolved
+    int8lab.run.RunContext (``data_dir`` and ``opts`` are then its own). With ``--preset auto`` the
+    preprocessing is detected first; ``detection`` is evidence already gathered."""
+    run = resolve_run(model, data_dir, opts, detection=detection)
+    source, opts, spec, data_dir, detection = run.source, run.opts, run.spec, run.data_dir, run.detection
     mode, target_why = mode_for_target(mode, opts.target, spec)
     if opts.target == "mediapipe":  # before converting: MediaPipe cannot run the model without it
         missing = "drop --no-metadata" if not opts.metadata else writer_missing()
@@ -86,7 +85,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
         findings += check_double_normalisation(source.normalising_layers(), spec)
     generator = first = None
     if mode in CALIBRATED_MODES:
-        generator = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
+        generator = run.calibration_generator()
         first = generator.first_batch()
         findings += check_batch(first, spec)
         if validation_files is not None:
@@ -193,11 +192,11 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
 def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
                  out_dir: Path, labels: list[str] | None = None, dataset_type: str = "auto",
                  progress: bool | None = None, task: str = "auto", ray_address: str | None = None,
-                 shards: int | None = None) -> dict:
+                 shards: int | None = None, index=None) -> dict:
     """Compare ``quantized`` with ``reference`` on every image of the split, as its task scores
     it (the sidecar's task, ``task``, or the output shape), in one streaming pass or, with
     ``ray_address``, in ``shards`` Ray tasks whose tallies merge exactly; write validation.json,
-    report.md and the task's figures into ``out_dir``."""
+    report.md and the task's figures into ``out_dir``. ``index``: the split, already discovered."""
     from int8lab.tasks.registry import get_task, infer_task
 
     reference_model = load_reference(reference) if not hasattr(reference, "predict") else reference
@@ -207,7 +206,7 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     name = infer_task(tuple(quantized_model.output["shape"]), recorded if task == "auto" and recorded else task)
     scorer = get_task(name)
     generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
-                                            progress=progress, progress_label="validation images")
+                                            progress=progress, progress_label="validation images", index=index)
     plan = scorer.plan(generator.index, quantized_model, spec, labels, sidecar, data_dir)
     if ray_address:
         from int8lab.scale import ray_map, validate_shard
@@ -237,32 +236,25 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it;
     ``max_drop`` (points) keeps the worst layers in float until the budget holds."""
     out_dir = Path(out_dir)
-    source = load_model_source(model)
-    parts = None if opts.split else plan_parts(data_dir, opts.dataset_type, eval_split)
-    if parts:
-        opts, eval_split = replace(opts, split=parts[0]), parts[1]
-    detection = None
-    if opts.preset == "auto":
-        opts, detection = detect_preset(source, data_dir, opts)
-    spec = opts.spec(source.input)
+    run = resolve_run(model, data_dir, opts, eval_split)
+    source, opts, spec, eval_split = run.source, run.opts, run.spec, run.eval_split
     labels = read_labels_file(labels_file) if labels_file else None
-    held_out = discover(data_dir, opts.dataset_type, eval_split)
-    converted = convert_job(source, data_dir, out_dir / "model_int8.tflite", opts, "int8", labels_file,
-                            allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))],
-                            detection)
+    held_out = run.held_out
+    converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, "int8", labels_file,
+                            allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))])
     task = converted.metadata["task"]["name"]
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
     recovery = None
     if max_drop is not None:
-        converted, recovery = recover_job(source, data_dir, spec, opts, converted, max_drop, labels, out_dir)
+        converted, recovery = recover_job(run, converted, max_drop, labels, out_dir)
     float_content = convert(source, "none")
     float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
                                     converted.metadata["labels"], [])
     float_metadata["task"] = float_task(converted.metadata["task"])
     float_size = write_model(out_dir / "model_fp32.tflite", float_content, float_metadata, opts.metadata)
     results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
-                           opts.dataset_type, not opts.quiet, task)
+                           opts.dataset_type, not opts.quiet, task, index=held_out)
     sizes = {"fp32_tflite_bytes": float_size, "int8_tflite_bytes": converted.info.size_bytes}
     sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
     latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
@@ -270,30 +262,28 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     runs_on = {"fp32": delegation(float_content, threads), "int8": delegation(converted.path.read_bytes(), threads)}
     cpu = cpu_info()
     summary = {"model": str(source.path), "data": str(data_dir), "cpu": cpu.as_dict(),
-               "data_parts": data_parts(data_dir, opts.dataset_type, parts) if parts else None,
+               "data_parts": data_parts(run) if run.parts else None,
                "validation": results,
                "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                "delegation": {name: d.as_dict() for name, d in runs_on.items()},
                "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"])}
     if converted.metadata["task"].get("form") and results.get("labelled"):
-        summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", source, data_dir, spec, eval_split,
-                                                   labels, opts, results)
+        summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", run, labels, results)
     if recovery is not None:
-        summary["recovery"] = recovery_summary(recovery, out_dir, source, data_dir, spec, eval_split, labels,
-                                               threads, opts)
+        summary["recovery"] = recovery_summary(recovery, out_dir, run, labels, threads)
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def mediapipe_cost(float_model: Path, source, data_dir, spec: PreprocessSpec, eval_split: str, labels,
-                   opts: DataOptions, results: dict) -> dict:
+def mediapipe_cost(float_model: Path, run: RunContext, labels, results: dict) -> dict:
     """What MediaPipe's way of running a detector costs on the user's labelled images: the float
     model letterboxed with Ultralytics' class-aware NMS, against stretched with MediaPipe's
     class-agnostic NMS (the validation just run)."""
     with tempfile.TemporaryDirectory(prefix="int8lab-letterbox-") as scratch:
-        letterbox = validate_job(float_model, source, data_dir, replace(spec, resize="letterbox"), eval_split,
-                                 Path(scratch), labels, opts.dataset_type, not opts.quiet, "detect")
+        letterbox = validate_job(float_model, run.source, run.data_dir, replace(run.spec, resize="letterbox"),
+                                 run.eval_split, Path(scratch), labels, run.opts.dataset_type, not run.opts.quiet,
+                                 "detect", index=run.held_out)
     return {"letterbox_map50_95": letterbox["map50_95_reference"], "letterbox_map50": letterbox["map50_reference"],
             "mediapipe_float_map50_95": results["map50_95_reference"], "mediapipe_float_map50": results["map50_reference"],
             "mediapipe_int8_map50_95": results["map50_95"]}
@@ -309,25 +299,24 @@ def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
             f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}"]
 
 
-def data_parts(data_dir, dataset_type: str, parts: tuple[str, str]) -> dict:
+def data_parts(run: RunContext) -> dict:
     """How a folder without splits was divided, for the console and the report."""
-    calibration, held_out = (discover(data_dir, dataset_type, part) for part in parts)
-    return {"calibration_images": len(calibration), "held_out_images": len(held_out),
-            "how": "seeded, stratified by class folder" if calibration.class_names else "seeded"}
+    return {"calibration_images": len(run.calibration), "held_out_images": len(run.held_out),
+            "how": "seeded, stratified by class folder" if run.calibration.class_names else "seeded"}
 
 
-def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, converted: ConvertResult,
-                max_drop: float, labels: list[str] | None, out_dir: Path):
+def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labels: list[str] | None,
+                out_dir: Path):
     """``--max-drop``: rank the layers, and if full int8 misses the budget on the calibration
     split, replace model_int8.tflite by the model with the fewest worst layers in float (the
     full-int8 model stays as model_int8_full.tflite). Writes the layer ranking too."""
     from int8lab.diagnose import recover_accuracy
 
-    split = opts.split or _calibration_split(data_dir)
-    calibration = opts.generator(data_dir, spec, split=split)
+    source, data_dir, spec, opts = run.source, run.data_dir, run.spec, run.opts
+    calibration = run.calibration_generator()
     with tempfile.TemporaryDirectory(prefix="int8lab-ranking-") as scratch:  # the whole split: on disk
-        ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, split, labels, opts.dataset_type,
-                                 not opts.quiet)
+        ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, run.calibration_split, labels,
+                                 opts.dataset_type, not opts.quiet)
         recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet,
                                     source_task(converted.metadata["task"]), spec, converted.source)
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
@@ -344,15 +333,14 @@ def recover_job(source, data_dir, spec: PreprocessSpec, opts: DataOptions, conve
     return ConvertResult(converted.path, info, metadata, converted.warnings, converted.source), recovery
 
 
-def recovery_summary(recovery, out_dir: Path, source, data_dir, spec, eval_split, labels, threads,
-                     opts: DataOptions) -> dict:
+def recovery_summary(recovery, out_dir: Path, run: RunContext, labels, threads) -> dict:
     """Before/after figures of the fallback on the held-out split, for the report."""
     summary = recovery.as_dict()
     if not recovery.needed:
         return summary
     full = out_dir / "model_int8_full.tflite"
-    before = validate_job(full, source, data_dir, spec, eval_split, out_dir / "full_int8", labels, opts.dataset_type,
-                          not opts.quiet)
+    before = validate_job(full, run.source, run.data_dir, run.spec, run.eval_split, out_dir / "full_int8", labels,
+                          run.opts.dataset_type, not run.opts.quiet, index=run.held_out)
     after_info, before_info = inspect_tflite((out_dir / "model_int8.tflite").read_bytes()), inspect_tflite(full.read_bytes())
     kernels = sum(n for op, n in after_info.op_histogram.items() if op not in ("QUANTIZE", "DEQUANTIZE"))
     summary.update({
@@ -383,12 +371,10 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     .tflite side by side on the ai-edge-quantizer path)."""
     from int8lab.diagnose import node_data, rank_layers
 
-    source = load_model_source(model)
-    if opts.preset == "auto":
-        opts, _ = detect_preset(source, data_dir, opts)
-    spec = opts.spec(source.input)
+    run = resolve_run(model, data_dir, opts)
+    source, opts, spec = run.source, run.opts, run.spec
     raise_on_errors(check_layout(source.input, spec))
-    calibration = opts.generator(data_dir, spec, split=opts.split or _calibration_split(data_dir))
+    calibration = run.calibration_generator()
     task, int8_source, _ = resolve_task(source, calibration.first_batch(), spec, opts, "int8",
                                         _labels(None, None, data_dir))
     rows, requantize, method = rank_layers(int8_source, calibration, head_score(task, opts))
@@ -402,15 +388,6 @@ def diagnose_job(model, data_dir, out_dir: Path, opts: DataOptions) -> list:
     write_text_atomic(Path(out_dir) / "layers_node_data.json",
                       json.dumps(node_data(rows, title, names), indent=1) + "\n")
     return rows
-
-
-def detect_preset(source, data_dir, opts: DataOptions) -> tuple[DataOptions, dict]:
-    """Resolve ``--preset auto`` on the calibration split (see int8lab.preset_detection)."""
-    from int8lab.preset_detection import resolve_auto_preset
-
-    if data_dir is None:
-        raise UsageError("--preset auto needs the data (--data) to try the candidates on")
-    return resolve_auto_preset(source, data_dir, opts, opts.split or _calibration_split(data_dir))
 
 
 def export_onnx(source, path: Path) -> Path:
@@ -551,8 +528,3 @@ def _labels(labels_file, generator, data_dir=None) -> list[str]:
     if generator is not None and generator.index.class_names:
         return list(generator.index.class_names)
     return dataset_names(data_dir) if data_dir is not None else []
-
-
-def _calibration_split(data_dir) -> str | None:
-    """Calibrate on val/ when the data has one (validation then takes test/)."""
-    return "val" if (Path(data_dir) / "val").is_dir() else None

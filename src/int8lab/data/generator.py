@@ -57,15 +57,17 @@ class RepresentativeDataGenerator:
         progress_label: str = "calibration images",
         spec: PreprocessSpec | None = None,
         shard: tuple[int, int] | None = None,
+        index: DatasetIndex | None = None,
         **preprocessing,
     ):
+        """``index``: the split already discovered (int8lab.run walks each folder once)."""
         if batch_size < 1:
             raise DatasetError(f"batch size must be at least 1, got {batch_size}")
         if num_samples is not None and num_samples < 1:
             raise DatasetError(f"num_samples must be at least 1 (or None for all), got {num_samples}")
         self.spec = spec if spec is not None else resolve_preprocess_spec(input_size, **preprocessing)
         self._pixel_spec = self.spec.as_dict()  # imageops takes a plain mapping
-        self.index: DatasetIndex = discover(data_dir, dataset_type, split)
+        self.index: DatasetIndex = index if index is not None else discover(data_dir, dataset_type, split)
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.seed = seed
