@@ -103,6 +103,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     planned = set((range_notes.get("detector_head") or {}).get("float_tensors") or ())
     # A decode tail in float ends in a float output: no single int8 scale left to crush the scores.
     warnings += [f for f in task_findings if not (planned and f.check == "detector-output")]
+    planned |= set((range_notes.get("float_logits") or {}).get("tensors") or ())
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")

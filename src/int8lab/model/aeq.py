@@ -154,8 +154,10 @@ class Calibrated:
         return candidate
 
     def _keep_logits_apart(self, ranges, samples, full_int8: bytes | None = None) -> None:
-        """int16 for the op writing a classifier's logits when int8 would tie them; ``full_int8``
-        is the model quantized as things stand, when already built."""
+        """int16 for the op writing a classifier's logits when int8 would tie them, or, when the
+        model's output is float anyway (int8-float-io), that op in float with int8 weights (dynamic
+        range: XNNPACK runs it, and leaves int16 to the built-in kernels; MobileNetV2 1.99 -> 1.70 ms,
+        agreement unchanged). ``full_int8`` is the model quantized as things stand, when already built."""
         from ai_edge_quantizer.qtyping import TFLOperationName
 
         from int8lab.runtime import LiteRTModel
@@ -177,10 +179,18 @@ class Calibrated:
         from ai_edge_quantizer import qtyping, recipe
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-        int16 = qtyping.OpQuantizationConfig.from_dict(
-            recipe.static_wi8_ai16(AlgorithmName.MIN_MAX_UNIFORM_QUANT)[0]["op_config"])
-        edges = self.extra or [(".*", TFLOperationName.OUTPUT, int16)]  # float I/O stays float
-        self.extra = [*((regex, TFLOperationName[op], int16) for op, regex, _ in chain), *edges]
+        config = lambda build: qtyping.OpQuantizationConfig.from_dict(  # noqa: E731
+            build(AlgorithmName.MIN_MAX_UNIFORM_QUANT)[0]["op_config"])
+        if self.extra:  # float output: the logits in float, the FC's weights int8 (XNNPACK runs it)
+            dynamic = config(recipe.dynamic_wi8_afp32)
+            self.extra = [*((regex, TFLOperationName[op], dynamic if op in WEIGHTED_OPERATIONS else None)
+                            for op, regex, _ in chain), *self.extra]
+            self.notes.float_logits = {"ops": [op for op, _, _ in chain], "tensors": [name for _, _, name in chain],
+                                       "int8_output_step": step, **risk}
+            return
+        int16 = config(recipe.static_wi8_ai16)
+        self.extra = [*((regex, TFLOperationName[op], int16) for op, regex, _ in chain),
+                      (".*", TFLOperationName.OUTPUT, int16)]
         logits = chain[-1][2]
         ranges.widen_output(self.calibration, logits)
         self.notes.int16_output = {"ops": [op for op, _, _ in chain], "tensor": logits,

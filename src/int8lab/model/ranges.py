@@ -47,6 +47,7 @@ class RangeNotes:
     input_range: list[float] | None = None
     calibrated_input_range: list[float] | None = None
     int16_output: dict | None = None
+    float_logits: dict | None = None  # float output: the logits op in float with int8 weights instead of int16
     flat_clipped: dict | None = None  # activation inputs whose minimum was raised where the activation is flat
     floored_bias_channels: int = 0
     bias_correction: dict | None = None  # int8lab.model.bias_correction

@@ -60,7 +60,7 @@ def validation_report(summary: dict) -> str:
     tflite = conversion.get("tflite")
     if tflite:
         lines += ["", "## The quantized model", "",
-                  _integer_line(tflite, (conversion.get("range_corrections") or {}).get("detector_head")),
+                  _integer_line(tflite, conversion.get("range_corrections") or {}),
                   f"- input: {_io(tflite['inputs'][0])}",
                   "- output: " + "; ".join(_io(o) for o in tflite["outputs"]),
                   "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
@@ -90,14 +90,18 @@ def target_lines(target: dict, cost: dict | None) -> list[str]:
     return lines
 
 
-def _integer_line(tflite: dict, head: dict | None) -> str:
+def _integer_line(tflite: dict, corrections: dict) -> str:
     """Whether every kernel is integer; the float ones by kind, and whether int8lab chose them."""
     if tflite["fully_integer"]:
         return "- fully integer: **yes**"
     summary = float_op_summary(tflite["float_ops"])
+    head, logits = corrections.get("detector_head"), corrections.get("float_logits")
     if head and head["float_tensors"]:
         return (f"- fully integer apart from the detector's decode tail: **{len(tflite['float_ops'])} float ops** "
                 f"({summary}; {head['chosen']}, see below)")
+    if logits:
+        return (f"- fully integer apart from the logits: **{len(tflite['float_ops'])} float op(s)** ({summary}, "
+                f"int8 weights; see below)")
     return f"- fully integer: **no** (float ops: {summary}: {', '.join(tflite['float_ops'])})"
 
 
@@ -120,7 +124,14 @@ def correction_lines(c: dict) -> list[str]:
     if logits:
         lines.append(f"logits in int16 ({', '.join(logits['ops'])}, {logits['classes']} classes): int8 would tie "
                      f"{_pct(logits['int8_tie_rate'])} of the calibration images, "
-                     f"{_pct(logits['unseen_tie_rate'])} on a range calibrated without them")
+                     f"{_pct(logits['unseen_tie_rate'])} on a range calibrated without them; XNNPACK takes no int16, "
+                     f"so the op runs on LiteRT's built-in kernels (`--quantize int8-float-io` keeps the logits "
+                     f"apart in float with int8 weights, which XNNPACK runs)")
+    logits = c.get("float_logits")
+    if logits:
+        lines.append(f"logits in float with int8 weights ({', '.join(logits['ops'])}, {logits['classes']} classes; the "
+                     f"output is float): int8 would tie {_pct(logits['int8_tie_rate'])} of the calibration images, "
+                     f"and int16 would leave the op to LiteRT's slower built-in kernels")
     if c.get("floored_bias_channels"):
         lines.append(f"{c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
     bias = c.get("bias_correction")
