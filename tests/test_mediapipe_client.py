@@ -4,6 +4,8 @@ int8lab wrote with --target mediapipe, and find what `int8lab predict` finds."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,6 +63,13 @@ def test_mediapipe_object_detector_finds_what_predict_finds(tmp_path):
     images = sorted((example / "data" / "images" / "test").glob("*.jpg"))[:30]
     found, total = mediapipe_finds(out / "model_int8.tflite", images, tmp_path)
     assert total > 30 and found / total >= 0.9, f"{found} of {total}"  # 67 of 71 measured
+    snippet = tmp_path / "infer.py"
+    int8lab("snippet", out / "model_int8.tflite", "-o", snippet)
+    printed = subprocess.run([sys.executable, "-I", snippet, images[7]], capture_output=True, text=True, check=True)
+    expected = json.loads(int8lab("predict", out / "model_int8.tflite", images[7], "-o", tmp_path, "--json").stdout)[0]
+    lines = [line.split() for line in printed.stdout.splitlines()[1:]]
+    assert expected["detections"]
+    assert [(w[0], float(w[1])) for w in lines] == [(d["label"], round(d["score"], 3)) for d in expected["detections"]]
 
 
 def test_an_end_to_end_head_is_refused_for_mediapipe_with_the_reason():
