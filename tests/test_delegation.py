@@ -23,3 +23,15 @@ def test_inspect_and_bench_show_it(fashion_int8):
     assert "XNNPACK runs" in int8lab("inspect", fashion_int8.path).stdout
     rows = json.loads(int8lab("bench", fashion_int8.path, "--runs", "3", "--warmup", "1", "--json").stdout)
     assert rows[0]["delegation"]["fallback"]
+
+
+def test_the_slower_int8_warning_names_the_cause_and_the_float_io_way_out():
+    from int8lab.cpu import cpu_info
+    from int8lab.pipeline import slower_int8
+    from int8lab.runtime import Delegation
+
+    latency = {"fp32": {"mean_ms": 0.089}, "int8": {"mean_ms": 0.165}}
+    hard_swish = Delegation(21, 91, ("HARD_SWISH (a)", "SOFTMAX (b)"))
+    [warning] = slower_int8(latency, cpu_info(), hard_swish)
+    assert "HARD_SWISH x1" in warning and "int8-float-io" in warning
+    assert slower_int8({"fp32": {"mean_ms": 1.0}, "int8": {"mean_ms": 0.5}}, cpu_info(), hard_swish) == []

@@ -103,7 +103,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     planned = set((range_notes.get("detector_head") or {}).get("float_tensors") or ())
     # A decode tail in float ends in a float output: no single int8 scale left to crush the scores.
     warnings += [f for f in task_findings if not (planned and f.check == "detector-output")]
-    planned |= set((range_notes.get("float_logits") or {}).get("tensors") or ())
+    for kept in ("float_logits", "float_activations"):
+        planned |= set((range_notes.get(kept) or {}).get("tensors") or ())
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")
@@ -296,8 +297,11 @@ def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
     fp32, int8 = latency["fp32"]["mean_ms"], latency["int8"]["mean_ms"]
     if int8 <= fp32:
         return []
+    kinds = {entry.split(" ", 1)[0] for entry in int8_delegation.fallback}
+    remedy = ("; for a CPU, --quantize int8-float-io (ai-edge-quantizer) keeps hard-swish, softmax and tying logits "
+              "in float inside XNNPACK" if kinds & {"HARD_SWISH", "SOFTMAX", "FULLY_CONNECTED"} else "")
     return [f"the int8 model is slower than the fp32 one on this CPU ({int8:.3f} vs {fp32:.3f} ms; "
-            f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}"]
+            f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}{remedy}"]
 
 
 def data_parts(run: RunContext) -> dict:

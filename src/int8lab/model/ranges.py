@@ -48,6 +48,7 @@ class RangeNotes:
     calibrated_input_range: list[float] | None = None
     int16_output: dict | None = None
     float_logits: dict | None = None  # float output: the logits op in float with int8 weights instead of int16
+    float_activations: dict | None = None  # float output: ops XNNPACK runs in float only (hard-swish, softmax)
     flat_clipped: dict | None = None  # activation inputs whose minimum was raised where the activation is flat
     floored_bias_channels: int = 0
     bias_correction: dict | None = None  # int8lab.model.bias_correction
@@ -71,6 +72,13 @@ def _op_name(model, op) -> str:
     code = model.operatorCodes[op.opcodeIndex]
     number = max(code.builtinCode, code.deprecatedBuiltinCode)
     return next(name for name, value in vars(schema.BuiltinOperator).items() if value == number)
+
+
+def ops_of_kind(content: bytes, kinds) -> list[tuple[str, str]]:
+    """(op kind, output tensor name) of every op of one of ``kinds``, in graph order."""
+    tfl, model, graph = _graph(content)
+    return [(kind, tfl.get_tensor_name(graph.tensors[op.outputs[0]])) for op in graph.operators
+            if (kind := _op_name(model, op)) in kinds]
 
 
 def set_input_range(calibration: dict, content: bytes, value_range: tuple[float, float], notes: RangeNotes) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from int8lab.errors import UsageError
 
 TARGETS = ("litert", "mediapipe")
-MEDIAPIPE_WHY = ("float input and output with NormalizationOptions metadata (integer kernels; a classifier's logits "
-                 "that int8 would tie in float with int8 weights): MediaPipe "
+MEDIAPIPE_WHY = ("float input and output with NormalizationOptions metadata (integer kernels, apart from what "
+                 "XNNPACK runs faster in float: hard-swish, softmax, logits that int8 would tie): MediaPipe "
                  "Tasks refuse int8 tensors, and a uint8 input would have to hold the preprocessing as one "
                  "integer zero point, which [-1, 1] (127.5) and per-channel mean/std cannot give")
 
