@@ -37,7 +37,7 @@ from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import sha256_of
 from int8lab.model.metadata import writer_missing
-from int8lab.model.targets import mode_for_target
+from int8lab.model.targets import check_mediapipe_detector, for_target, mode_for_target
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
@@ -108,7 +108,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")
-    content, task = for_target(content, task, opts)
+    content, task = for_target(content, task, opts.target)
     info = inspect_tflite(content)
     warnings += check_interface(mode, info)
     if generator is not None:
@@ -331,7 +331,7 @@ def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labe
     full = out_dir / "model_int8_full.tflite"
     converted.path.replace(full)
     Path(f"{converted.path}.json").replace(f"{full}.json")
-    content, _ = for_target(recovery.content, source_task(converted.metadata["task"]), opts)
+    content, _ = for_target(recovery.content, source_task(converted.metadata["task"]), opts.target)
     info = inspect_tflite(content)
     metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
     info = replace(info, size_bytes=write_model(converted.path, content, metadata, opts.metadata))
@@ -458,37 +458,6 @@ def write_model(path: Path, content: bytes, metadata: dict, embed_metadata: bool
         handle.write(content)
     write_text_atomic(Path(f"{path}.json"), json.dumps(metadata, indent=2) + "\n")
     return len(content)
-
-
-MEDIAPIPE_DETECTOR_FORM = ("two float outputs, location [1, N, 4] (centre y, x, height, width as fractions of the "
-                           "input) and score [1, N, classes], with DETECTOR_METADATA (identity anchors): the form "
-                           "MediaPipe's ObjectDetector decodes itself, threshold and NMS included; appended in float "
-                           "after the validated int8 model")
-
-
-def check_mediapipe_detector(task: dict, spec: PreprocessSpec) -> None:
-    """Before converting: what MediaPipe's ObjectDetector cannot take."""
-    from int8lab.model.mediapipe_detector import check_layout
-
-    check_layout(task["layout"])
-    if spec.resize != "stretch":
-        raise UsageError(f"MediaPipe's ObjectDetector stretches each image to the model's input size (no "
-                         f"letterbox): give --resize stretch (not {spec.resize}) so that calibration and "
-                         f"validation see what it will feed")
-    if not task.get("names"):
-        raise UsageError("--target mediapipe needs the class names for the score tensor's labels "
-                         "(a data.yaml beside the images, or --labels)")
-
-
-def for_target(content: bytes, task: dict, opts: DataOptions) -> tuple[bytes, dict]:
-    """The model as its target runs it: a detector for MediaPipe gets its two outputs
-    (int8lab.model.mediapipe_detector); the task keeps the layout it had as ``source_layout``."""
-    if opts.target != "mediapipe" or "layout" not in task:
-        return content, task
-    from int8lab.model.mediapipe_detector import with_mediapipe_outputs
-
-    content, layout = with_mediapipe_outputs(content, task["layout"])
-    return content, {**task, "layout": layout, "source_layout": task["layout"], "form": MEDIAPIPE_DETECTOR_FORM}
 
 
 def source_task(task: dict) -> dict:
