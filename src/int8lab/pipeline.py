@@ -34,6 +34,7 @@ from int8lab.config import DataOptions
 from int8lab.cpu import cpu_info
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
+from int8lab.model.aeq import XNNPACK_FLOAT_ONLY
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import sha256_of
 from int8lab.model.metadata import writer_missing
@@ -108,8 +109,9 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")
-    content, task = for_target(content, task, opts.target)
-    info = inspect_tflite(content)
+    targeted, task = for_target(content, task, opts.target)
+    if targeted is not content:
+        content, info = targeted, inspect_tflite(targeted)
     warnings += check_interface(mode, info)
     if generator is not None:
         warnings += check_calibration_size(len(generator.selected))
@@ -299,7 +301,7 @@ def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
         return []
     kinds = {entry.split(" ", 1)[0] for entry in int8_delegation.fallback}
     remedy = ("; for a CPU, --quantize int8-float-io (ai-edge-quantizer) keeps hard-swish, softmax and tying logits "
-              "in float inside XNNPACK" if kinds & {"HARD_SWISH", "SOFTMAX", "FULLY_CONNECTED"} else "")
+              "in float inside XNNPACK" if kinds & {*XNNPACK_FLOAT_ONLY, "FULLY_CONNECTED"} else "")
     return [f"the int8 model is slower than the fp32 one on this CPU ({int8:.3f} vs {fp32:.3f} ms; "
             f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}{remedy}"]
 
@@ -318,12 +320,13 @@ def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labe
     from int8lab.diagnose import recover_accuracy
 
     source, data_dir, spec, opts = run.source, run.data_dir, run.spec, run.opts
+    task = source_task(converted.metadata["task"])
     calibration = run.calibration_generator()
     with tempfile.TemporaryDirectory(prefix="int8lab-ranking-") as scratch:  # the whole split: on disk
         ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, run.calibration_split, labels,
                                  opts.dataset_type, not opts.quiet)
         recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet,
-                                    source_task(converted.metadata["task"]), spec, converted.source)
+                                    task, spec, converted.source)
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
                        recovery.method)
     if not recovery.needed:
@@ -331,7 +334,7 @@ def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labe
     full = out_dir / "model_int8_full.tflite"
     converted.path.replace(full)
     Path(f"{converted.path}.json").replace(f"{full}.json")
-    content, _ = for_target(recovery.content, source_task(converted.metadata["task"]), opts.target)
+    content, _ = for_target(recovery.content, task, opts.target)
     info = inspect_tflite(content)
     metadata = {**converted.metadata, "tflite": info.as_dict(), "fallback": recovery.as_dict()}
     info = replace(info, size_bytes=write_model(converted.path, content, metadata, opts.metadata))

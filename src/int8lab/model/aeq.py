@@ -199,7 +199,7 @@ class Calibrated:
 
         config = lambda build: qtyping.OpQuantizationConfig.from_dict(  # noqa: E731
             build(AlgorithmName.MIN_MAX_UNIFORM_QUANT)[0]["op_config"])
-        if self.extra:  # float output: the logits in float, the FC's weights int8 (XNNPACK runs it)
+        if self.mode == "int8-float-io":  # float output: the logits in float, the FC's weights int8
             dynamic = config(recipe.dynamic_wi8_afp32)
             self.extra = [*((regex, TFLOperationName[op], dynamic if op in WEIGHTED_OPERATIONS else None)
                             for op, regex, _ in chain), *self.extra]

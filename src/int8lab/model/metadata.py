@@ -93,6 +93,7 @@ def _mediapipe_detector_writer(buffer: bytearray, general, image, labels: list[s
     import flatbuffers
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_fb
     from tensorflow_lite_support.metadata.python import metadata as populator
+    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow_lite_support.metadata.python.metadata_writers import metadata_info, metadata_writer, writer_utils
 
     from int8lab.model.mediapipe_detector import LOCATION, SCORE, detector_metadata
@@ -111,8 +112,6 @@ def _mediapipe_detector_writer(buffer: bytearray, general, image, labels: list[s
         name=SCORE, description=f"Scores of the {len(labels)} classes for each box (sigmoid applied).",
         label_files=[metadata_info.LabelFileMd(str(labels_file))],
         tensor_type=writer_utils.get_output_tensor_types(buffer)[1]).create_metadata()
-    from tensorflow.lite.python import schema_py_generated as schema
-
     graph = schema.Model.GetRootAsModel(buffer, 0).Subgraphs(0)
     rows = int(graph.Tensors(graph.Outputs(1)).ShapeAsNumpy()[1])
     custom = metadata_fb.CustomMetadataT()

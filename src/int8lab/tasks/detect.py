@@ -226,17 +226,12 @@ class HeadScore:
         """(float, int8) class scores of the same predictions wherever the float one exceeds
         ``above``: anchor by anchor, or for an end-to-end head (rows in each model's own order)
         detection by detection (each float detection with the int8 one of its class it overlaps
-        most, IoU >= 0.5). For v5's objectness heads, the class factors where the float product
-        exceeds ``above`` (the objectness factor is left as it is)."""
+        most, IoU >= 0.5). For v5's objectness heads, the scores it decodes: objectness x class."""
         if not self.layout.end_to_end:
             channels = [np.moveaxis(o, self.layout.channel_axis, -1) for o in (reference, quantized)]
-            if self.layout.objectness:
-                classes = [c[..., 5:] * c[..., 4:5] for c in channels]
-                confident = classes[0] > above
-            else:
-                classes = [c[..., 4:] for c in channels]
-                confident = classes[0] > above
-            return classes[0][confident], classes[1][confident]
+            scores = [c[..., 5:] * c[..., 4:5] if self.layout.objectness else c[..., 4:] for c in channels]
+            confident = scores[0] > above
+            return scores[0][confident], scores[1][confident]
         pairs = []
         for ref, quant in zip(reference, quantized):
             (rb, rs, rc), (qb, qs, qc) = decode(ref, self.layout, above), decode(quant, self.layout, MAP_CONFIDENCE)
