@@ -64,6 +64,26 @@ def v5_head(module):
     return V5().eval()
 
 
+def yolox_head(module):
+    """YOLOX's decoded output ([b, anchors, 5 + nc]: xywh in pixels, objectness, class scores),
+    its sizes through exp as YOLOX decodes them (exp of the log here), and Sqrt for the square
+    roots of the v5 form."""
+    import torch
+
+    class YoloX(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            y = self.module(x)
+            xy, wh, scores = y[:, :2], y[:, 2:4], y[:, 4:]
+            objectness = torch.sqrt(scores.amax(1, keepdim=True))
+            return torch.cat((xy, torch.exp(torch.log(wh)), objectness, torch.sqrt(scores)), 1).transpose(1, 2)
+
+    return YoloX().eval()
+
+
 def _export(wrap, path):
     import torch
 
@@ -160,6 +180,19 @@ def test_a_v5_form_detector_quantizes_and_keeps_its_detections(tmp_path, half):
     assert any("float16" in w for w in summary["warnings"]) == half
     assert v["labelled"] and abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01
     assert v["detections_kept"] >= 0.94  # 94.4% (fp32) and 94.6% (fp16) measured, with the product re-centred
+
+
+@pytest.mark.slow
+def test_a_yolox_form_detector_quantizes_and_keeps_its_detections(tmp_path):
+    import onnx
+
+    model = _export(yolox_head, tmp_path / "yolox.onnx")
+    assert {"Exp", "Log", "Sqrt"} <= {n.op_type for n in onnx.load(model).graph.node}
+    summary = json.loads(int8lab("quantize", model, *FLAGS, "-o", tmp_path / "out").stdout)
+    v = summary["validation"]
+    assert summary["conversion"]["task"]["layout"]["objectness"]
+    assert v["labelled"] and abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01
+    assert v["detections_kept"] >= 0.94
 
 
 def keras_detector(path, classes: int = 10, size: int = 160):

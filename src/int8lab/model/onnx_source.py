@@ -159,11 +159,13 @@ def _op_table():
         factor = None if size else tuple(float(v) for v in scales[2:])
         if mode == "nearest" and transform == "asymmetric" and _text(a.get("nearest_mode", "floor")) == "floor":
             return F.interpolate(x[0], size=size, scale_factor=factor, mode="nearest")
+        if mode == "linear" and transform == "asymmetric":
+            return asymmetric_linear(x[0], size or tuple(int(n * f) for n, f in zip(x[0].shape[2:], factor)))
         if mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel", "align_corners"):
             return F.interpolate(x[0], size=size, scale_factor=factor, mode="bilinear",
                                  align_corners=transform == "align_corners")
         raise UsageError(f"Resize with mode {mode} and coordinate_transformation_mode {transform} is not "
-                         f"supported (nearest/asymmetric/floor and linear/half_pixel/align_corners are)")
+                         f"supported (nearest/asymmetric/floor and linear/half_pixel/align_corners/asymmetric are)")
 
     def pow_(m, x, a):
         """YOLOv5's (2 sigmoid)^2 anchor scaling: a constant exponent, 2 as a product."""
@@ -230,6 +232,77 @@ def _op_table():
         data = tensor(x[0])
         return data * torch.ones(shape, dtype=data.dtype)  # ONNX Expand broadcasts both ways
 
+    def layer_norm(m, x, a):
+        axis = a.get("axis", -1) % x[0].dim()
+        shape = tuple(x[0].shape[axis:])
+        bias = x[2] if len(x) > 2 and x[2] is not None else None
+        return F.layer_norm(x[0], shape, x[1].reshape(shape), None if bias is None else bias.reshape(shape),
+                            a.get("epsilon", 1e-5))
+
+    def conv_transpose(m, x, a):
+        """A learned upsampling (YOLOv6's neck, segmentation heads): uneven pads are cropped after."""
+        weight, bias = x[1], (x[2] if len(x) > 2 else None)
+        if "output_shape" in a or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise UsageError("ConvTranspose with output_shape or auto_pad is not supported; export with explicit pads")
+        pads = a.get("pads", [0] * 4)
+        symmetric = _pads(pads)
+        out = F.conv_transpose2d(x[0], weight, bias, tuple(a.get("strides", [1, 1])),
+                                 0 if symmetric is None else symmetric, tuple(a.get("output_padding", [0, 0])),
+                                 a.get("group", 1), tuple(a.get("dilations", [1, 1])))
+        if symmetric is None:
+            top, left, bottom, right = pads
+            out = out[:, :, top:out.shape[2] - bottom, left:out.shape[3] - right]
+        return out
+
+    def depth_to_space(m, x, a):
+        n, c, h, w = x[0].shape
+        b = a["blocksize"]
+        if _text(a.get("mode", "DCR")) == "CRD":
+            return F.pixel_shuffle(x[0], b)
+        return x[0].reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+
+    def space_to_depth(m, x, a):
+        n, c, h, w = x[0].shape
+        b = a["blocksize"]
+        return x[0].reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
+
+    def upsample(m, x, a):
+        """Opset 7-9 Upsample (Darknet YOLOv3/v4 exports): nearest or linear by constant scales."""
+        scales = m.static(x[1]).tolist() if len(x) > 1 else a["scales"]
+        mode = _text(a.get("mode", "nearest"))
+        if mode not in ("nearest", "linear", "bilinear"):
+            raise UsageError(f"Upsample with mode {mode} is not supported (nearest and linear are)")
+        factor = tuple(float(v) for v in scales[2:])
+        if mode == "nearest":
+            return F.interpolate(x[0], scale_factor=factor, mode="nearest")
+        return asymmetric_linear(x[0], tuple(int(n * f) for n, f in zip(x[0].shape[2:], factor)))
+
+    def asymmetric_linear(data, size):
+        """Bilinear resize with ONNX's asymmetric coordinates (source = destination / scale, edge
+        clamped), which torch's interpolate has no mode for: gathers along each axis."""
+        for axis, out in zip((2, 3), size):
+            n = data.shape[axis]
+            where = torch.arange(out, dtype=torch.float32) * (n / out)
+            low = where.floor().clamp(max=n - 1)
+            weight = (where - low).reshape([-1 if k == axis else 1 for k in range(data.dim())])
+            low = low.long()
+            high = (low + 1).clamp(max=n - 1)
+            data = torch.index_select(data, axis, low) * (1 - weight) + torch.index_select(data, axis, high) * weight
+        return data
+
+    def reduce_sum(m, x, a):
+        axes = axes_of(m, x, a)
+        if not axes and a.get("noop_with_empty_axes", 0):
+            return x[0]
+        keep = bool(a.get("keepdims", 1))
+        return x[0].sum(dim=axes, keepdim=keep) if axes else x[0].sum(dim=tuple(range(x[0].dim())), keepdim=keep)
+
+    def unary(fn):
+        return lambda m, x, a: fn(tensor(x[0]))
+
+    def binary(fn):
+        return lambda m, x, a: fn(tensor(x[0]), tensor(x[1]))
+
     return {
         "TopK": topk,
         "GatherElements": lambda m, x, a: torch.gather(tensor(x[0]), a.get("axis", 0), tensor(x[1]).long()),
@@ -246,6 +319,41 @@ def _op_table():
         "Greater": lambda m, x, a: torch.gt(tensor(x[0]), tensor(x[1])),
         "Less": lambda m, x, a: torch.lt(tensor(x[0]), tensor(x[1])),
         "Not": lambda m, x, a: torch.logical_not(tensor(x[0])),
+        "Exp": unary(torch.exp),
+        "Log": unary(torch.log),
+        "Sqrt": unary(torch.sqrt),
+        "Reciprocal": unary(torch.reciprocal),
+        "Neg": unary(torch.neg),
+        "Abs": unary(torch.abs),
+        "Erf": unary(torch.erf),
+        "Floor": unary(torch.floor),
+        "Ceil": unary(torch.ceil),
+        "Round": unary(torch.round),
+        "Sign": unary(torch.sign),
+        "Gelu": lambda m, x, a: F.gelu(x[0], approximate=_text(a.get("approximate", "none"))),
+        "Softplus": lambda m, x, a: F.softplus(x[0]),
+        "Mish": lambda m, x, a: F.mish(x[0]),
+        "Elu": lambda m, x, a: F.elu(x[0], a.get("alpha", 1.0)),
+        "Selu": lambda m, x, a: a.get("gamma", 1.0507009873554805) * torch.where(
+            x[0] > 0, x[0], a.get("alpha", 1.6732632423543772) * (torch.exp(x[0]) - 1)),
+        "PRelu": lambda m, x, a: torch.where(x[0] >= 0, x[0], x[0] * tensor(x[1])),
+        "LayerNormalization": layer_norm,
+        "InstanceNormalization": lambda m, x, a: F.instance_norm(x[0], weight=x[1], bias=x[2],
+                                                                  eps=a.get("epsilon", 1e-5)),
+        "ConvTranspose": conv_transpose,
+        "DepthToSpace": depth_to_space,
+        "SpaceToDepth": space_to_depth,
+        "Upsample": upsample,
+        "Einsum": lambda m, x, a: torch.einsum(_text(a["equation"]), *map(tensor, x)),
+        "Sum": lambda m, x, a: sum(map(tensor, x[1:]), tensor(x[0])),
+        "Mean": lambda m, x, a: sum(map(tensor, x[1:]), tensor(x[0])) / len(x),
+        "ReduceSum": reduce_sum,
+        "ReduceL2": lambda m, x, a: torch.sqrt(reduce_sum(m, [x[0] * x[0], *x[1:]], a)),
+        "GreaterOrEqual": binary(torch.ge),
+        "LessOrEqual": binary(torch.le),
+        "And": binary(torch.logical_and),
+        "Or": binary(torch.logical_or),
+        "Xor": binary(torch.logical_xor),
         "Where": lambda m, x, a: torch.where(tensor(x[0]), tensor(x[1]), tensor(x[2])),
         "Split": split,
         "Slice": slice_,
@@ -300,7 +408,7 @@ def _cast_types() -> dict:
 STATIC_INPUTS = {"Resize": (1, 2, 3), "Clip": (1, 2), "Pad": (1, 2), "Slice": (1, 2, 3, 4),
                  "Split": (1,), "Reshape": (1,), "Gather": (1,), "ReduceMean": (1,),
                  "Squeeze": (1,), "Unsqueeze": (1,), "Pow": (1,), "TopK": (1,), "Tile": (1,), "Expand": (1,),
-                 "ReduceMax": (1,), "ReduceMin": (1,)}
+                 "ReduceMax": (1,), "ReduceMin": (1,), "ReduceSum": (1,), "ReduceL2": (1,), "Upsample": (1,)}
 
 
 def _text(value) -> str:
@@ -340,6 +448,7 @@ def build_module(model):
                     self._add_constant(node.output[0], numpy_helper.to_array(attrs["value"]), len(self.names) + 1000)
                     continue
                 self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
+            self.nodes = fuse_gelu(self.nodes, self.float_constants)
             initialisers = {i.name for i in graph.initializer}
             self.input_name = next(i.name for i in graph.input if i.name not in initialisers)
             self.output_name = graph.output[0].name
@@ -380,6 +489,66 @@ def build_module(model):
             return values[self.output_name]
 
     return OnnxModule().eval()
+
+
+def fuse_gelu(nodes: list, constants: dict) -> list:
+    """Exact GELU as exporters write it, x * 0.5 * (1 + erf(x / sqrt 2)) with the products in
+    any order, as one Gelu node: litert-torch lowers a lone erf to a polynomial behind a MINIMUM
+    clamp, which ai-edge-quantizer leaves in float, and GELU to the builtin it quantizes."""
+    def scalar(name):
+        value = constants.get(name)
+        return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+
+    def near(name, target):
+        value = scalar(name)
+        return value is not None and abs(value - target) < 1e-4 * abs(target)
+
+    def other(node, name):
+        rest = [i for i in node[1] if i != name]
+        return rest[0] if len(rest) == 1 else None
+
+    producer = {out: k for k, node in enumerate(nodes) for out in node[2]}
+    readers = {}
+    for k, node in enumerate(nodes):
+        for name in node[1]:
+            readers.setdefault(name, []).append(k)
+    only = lambda name: readers.get(name, []) if len(readers.get(name, [])) == 1 else []  # noqa: E731
+    replaced, dropped = {}, set()
+    for k, (op, inputs, outputs, _) in enumerate(nodes):
+        if op != "Erf" or inputs[0] not in producer:
+            continue
+        scale_k = producer[inputs[0]]
+        scale = nodes[scale_k]
+        x = scale[1][0] if scale[0] == "Div" and near(scale[1][1], 2 ** 0.5) else \
+            other(scale, next((i for i in scale[1] if near(i, 2 ** -0.5)), "")) if scale[0] == "Mul" else None
+        plus = [j for j in only(outputs[0]) if nodes[j][0] == "Add" and near(other(nodes[j], outputs[0]) or "", 1.0)]
+        if x is None or not plus or len(readers.get(inputs[0], [])) != 1:
+            continue
+        chain, value = [scale_k, k, plus[0]], nodes[plus[0]][2][0]
+        factors = {"x": False, "half": False}
+        while not all(factors.values()):
+            step = [j for j in only(value) if nodes[j][0] == "Mul"]
+            if not step:
+                break
+            operand = other(nodes[step[0]], value)
+            half_of_x = operand in producer and nodes[producer[operand]][0] == "Mul" and not factors["half"] \
+                and not factors["x"] and sorted(nodes[producer[operand]][1], key=lambda i: i != x)[0] == x \
+                and near(other(nodes[producer[operand]], x) or "", 0.5)
+            if operand == x and not factors["x"]:
+                factors["x"] = True
+            elif near(operand or "", 0.5) and not factors["half"]:
+                factors["half"] = True
+            elif half_of_x and len(readers.get(operand, [])) == 1:
+                factors = {"x": True, "half": True}
+                chain.append(producer[operand])
+            else:
+                break
+            chain.append(step[0])
+            value = nodes[step[0]][2][0]
+        if all(factors.values()):
+            replaced[chain[-1]] = ("Gelu", [x], [value], {})
+            dropped.update(chain[:-1])
+    return [replaced.get(k, node) for k, node in enumerate(nodes) if k not in dropped]
 
 
 SHAPE_OPS = ("Shape", "ConstantOfShape", "Range", "Expand", "Size", "NonZero")
