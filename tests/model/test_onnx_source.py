@@ -239,15 +239,21 @@ def test_operators_of_common_exports_match_onnx_runtime(tmp_path, case, nodes, i
     assert np.abs(rebuilt - reference).max() < 1e-4 * max(1.0, np.abs(reference).max())
 
 
+@pytest.mark.slow
 def test_opset_9_upsample_matches_onnx_runtime(tmp_path):
     """Darknet YOLOv3/v4 exports: Upsample with constant scales (opset 9); linear with ONNX's
     asymmetric coordinates."""
     nodes = [helper.make_node("Upsample", ["x", "scales"], ["up"], mode="nearest"),
              helper.make_node("Upsample", ["x", "scales"], ["lin"], mode="linear"),
              helper.make_node("Add", ["up", "lin"], ["y"])]
+    from int8lab.model.convert import convert
+    from int8lab.runtime import LiteRTModel
+
     source = load_model_source(_graph_model(tmp_path, nodes, [_const("scales", [1.0, 1.0, 2.0, 3.0])], 9))
     x = np.random.default_rng(7).normal(size=(1, 3, 8, 8)).astype(np.float32)
-    assert np.abs(rebuilt_outputs(source, x) - source.predict(x)).max() < 1e-5
+    reference = source.predict(x)
+    assert np.abs(rebuilt_outputs(source, x) - reference).max() < 1e-5
+    assert np.abs(LiteRTModel(convert(source, "none")).predict(x) - reference).max() < 1e-4
 
 
 @pytest.mark.parametrize("form", ["torch", "half first"])
@@ -345,3 +351,18 @@ def test_a_convnext_and_attention_onnx_classifier_quantizes_fully_integer(tmp_pa
     v, tflite = summary["validation"], summary["conversion"]["tflite"]
     assert tflite["fully_integer"] and "GELU" in tflite["op_histogram"]
     assert v["top1_agreement"] >= 0.98 and v["accuracy_drop_points"] <= 1.0  # 99.8%, -0.2 points measured
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, nodes, initializers, opset", OPERATOR_GRAPHS, ids=[g[0].split(":")[0] for g in OPERATOR_GRAPHS])
+def test_operators_of_common_exports_convert_to_a_float_tflite_like_onnx_runtime(tmp_path, case, nodes, initializers,
+                                                                                   opset):
+    """The rebuilt module also goes through litert-torch: the float .tflite gives ONNX Runtime's outputs."""
+    from int8lab.model.convert import convert
+    from int8lab.runtime import LiteRTModel
+
+    source = load_model_source(_graph_model(tmp_path, nodes, initializers, opset))
+    x = np.random.default_rng(6).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    reference = source.predict(x)
+    converted = LiteRTModel(convert(source, "none")).predict(x).reshape(reference.shape)
+    assert np.abs(converted - reference).max() < 1e-4 * max(1.0, np.abs(reference).max())

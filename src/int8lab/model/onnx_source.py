@@ -353,7 +353,7 @@ def _op_table():
         "LessOrEqual": binary(torch.le),
         "And": binary(torch.logical_and),
         "Or": binary(torch.logical_or),
-        "Xor": binary(torch.logical_xor),
+        "Xor": binary(torch.ne),  # on booleans; litert-torch has no logical_xor
         "Where": lambda m, x, a: torch.where(tensor(x[0]), tensor(x[1]), tensor(x[2])),
         "Split": split,
         "Slice": slice_,
