@@ -30,7 +30,8 @@ def test_mediapipe_image_classifier_agrees_with_predict(tmp_path, mobilenet_mode
     assert sidecar["mode"] == "int8-float-io"
     # Integer kernels but for what XNNPACK runs in float only: its 19 hard-swishes and the softmax.
     assert {op.split(" ")[0] for op in sidecar["tflite"]["float_ops"]} == {"HARD_SWISH", "SOFTMAX"}
-    assert sidecar["range_corrections"]["float_activations"]["count"] == len(sidecar["tflite"]["float_ops"]) == 20
+    refused = sidecar["range_corrections"]["float_for_xnnpack"]
+    assert refused["kept"] and refused["count"] == len(sidecar["tflite"]["float_ops"]) == 20
     ours = LiteRTModel(model)
     files = sorted((fashion_dir / "test").glob("*/*.png"))
     agree = 0

@@ -34,7 +34,6 @@ from int8lab.config import DataOptions
 from int8lab.cpu import cpu_info
 from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import Int8labError, UsageError
-from int8lab.model.aeq import XNNPACK_FLOAT_ONLY
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import sha256_of
 from int8lab.model.metadata import writer_missing
@@ -104,7 +103,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     planned = set((range_notes.get("detector_head") or {}).get("float_tensors") or ())
     # A decode tail in float ends in a float output: no single int8 scale left to crush the scores.
     warnings += [f for f in task_findings if not (planned and f.check == "detector-output")]
-    for kept in ("float_logits", "float_activations"):
+    for kept in ("float_logits", "float_for_xnnpack"):
         planned |= set((range_notes.get(kept) or {}).get("tensors") or ())
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
@@ -299,9 +298,8 @@ def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
     fp32, int8 = latency["fp32"]["mean_ms"], latency["int8"]["mean_ms"]
     if int8 <= fp32:
         return []
-    kinds = {entry.split(" ", 1)[0] for entry in int8_delegation.fallback}
-    remedy = ("; for a CPU, --quantize int8-float-io (ai-edge-quantizer) keeps hard-swish, softmax and tying logits "
-              "in float inside XNNPACK" if kinds & {*XNNPACK_FLOAT_ONLY, "FULLY_CONNECTED"} else "")
+    remedy = ("; for a CPU, --quantize int8-float-io (ai-edge-quantizer) runs in float, inside XNNPACK, what it "
+              "refuses in int8" if int8_delegation.fallback else "")
     return [f"the int8 model is slower than the fp32 one on this CPU ({int8:.3f} vs {fp32:.3f} ms; "
             f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}{remedy}"]
 

@@ -101,6 +101,10 @@ class Delegation:
         return (f"XNNPACK runs {self.delegated} of {self.delegated + len(self.fallback)} ops in "
                 f"{self.partitions} partition(s)" + (f"; on the built-in kernels: {rest}" if rest else ""))
 
+    def fallback_ops(self) -> list[tuple[str, str]]:
+        """(op kind, tensor it writes) of each op on the built-in kernels."""
+        return [(entry.split(" ", 1)[0], entry.split(" (", 1)[1][:-1]) for entry in self.fallback]
+
     def as_dict(self) -> dict:
         return {"partitions": self.partitions, "delegated": self.delegated, "fallback": list(self.fallback)}
 

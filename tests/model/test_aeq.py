@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from int8lab.errors import UsageError
@@ -72,3 +74,20 @@ def test_a_tflite_without_a_signature_gets_one_and_quantizes(fashion_fp32_tflite
     calibration = fashion_opts.generator(fashion_dir, fashion_opts.spec(source.input), num_samples=10)
     info = inspect_tflite(convert(source, "int8", calibration))
     assert info.fully_integer and info.inputs[0].dtype == "int8"
+
+
+@pytest.mark.slow
+def test_float_io_runs_what_xnnpack_refuses_in_int8_in_float(tmp_path, fashion_dir, convnext_attention_onnx):
+    """A transformer's LayerNorm, GELU, batch matmuls and softmax have no int8 kernel in XNNPACK:
+    with float I/O they run in float inside its one partition (measured faster, and kept so)."""
+    from conftest import int8lab
+
+    from int8lab.runtime import delegation
+
+    model = tmp_path / "model.tflite"
+    int8lab("convert", convnext_attention_onnx, "--data", fashion_dir, "--preset", "unit", "--quantize",
+            "int8-float-io", "-q", "-o", model)
+    refused = json.loads((tmp_path / "model.tflite.json").read_text())["range_corrections"]["float_for_xnnpack"]
+    assert refused["kept"] and {"GELU", "BATCH_MATMUL", "SOFTMAX", "RSQRT"} <= set(refused["ops"])
+    runs = delegation(model.read_bytes())
+    assert runs.partitions == 1 and not runs.fallback

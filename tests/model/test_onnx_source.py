@@ -284,67 +284,14 @@ def test_an_erf_that_is_not_a_gelu_stays_erf(tmp_path):
     assert "Erf" in [op for op, *_ in source.module.nodes]
 
 
-def convnext_attention_classifier(path):
-    """The shipped Fashion-MNIST CNN with a ConvNeXt block (depthwise 7x7, LayerNorm, GELU MLP,
-    layer scale) and a ViT-style attention block (LayerNorm, qkv, softmax) on its 7x7 features,
-    as timm and torchvision models have them; layer scale 0.1 leaves its predictions mostly its own."""
-    import sys
-
-    import torch
-    from torch import nn
-
-    sys.path.insert(0, str(ROOT / "examples" / "fashion"))
-    from fashion_torch import build_model
-
-    class ConvNeXtBlock(nn.Module):
-        def __init__(self, dim):
-            super().__init__()
-            self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
-            self.norm = nn.LayerNorm(dim, eps=1e-6)
-            self.fc1, self.fc2 = nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
-            self.gamma = nn.Parameter(torch.full((dim,), 0.1))
-
-        def forward(self, x):
-            y = self.fc2(nn.functional.gelu(self.fc1(self.norm(self.dw(x).permute(0, 2, 3, 1))))) * self.gamma
-            return x + y.permute(0, 3, 1, 2)
-
-    class Attention(nn.Module):
-        def __init__(self, dim, heads=4):
-            super().__init__()
-            self.heads, self.norm = heads, nn.LayerNorm(dim, eps=1e-6)
-            self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-            self.gamma = nn.Parameter(torch.full((dim,), 0.1))
-
-        def forward(self, t):
-            b, n, c = t.shape
-            q, k, v = self.qkv(self.norm(t)).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-            attention = (q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5).softmax(-1)
-            return t + self.proj((attention @ v).transpose(1, 2).reshape(b, n, c)) * self.gamma
-
-    class Hybrid(nn.Module):
-        def __init__(self, cnn):
-            super().__init__()
-            torch.manual_seed(0)
-            self.cnn, self.block, self.attention = cnn, ConvNeXtBlock(64), Attention(64)
-
-        def forward(self, x):
-            tokens = self.attention(self.block(self.cnn.features(x)).flatten(2).transpose(1, 2))
-            return torch.softmax(self.cnn.classifier(tokens.mean(1)), dim=1)
-
-    cnn = build_model()
-    cnn.load_state_dict(torch.load(ROOT / "examples" / "fashion" / "model_torch.pth"))
-    torch.onnx.export(Hybrid(cnn.eval()).eval(), (torch.zeros(1, 1, 28, 28),), str(path), input_names=["x"],
-                      output_names=["y"], opset_version=17, dynamo=False)
-    return path
-
-
 @pytest.mark.slow
-def test_a_convnext_and_attention_onnx_classifier_quantizes_fully_integer(tmp_path, fashion_dir):
+def test_a_convnext_and_attention_onnx_classifier_quantizes_fully_integer(tmp_path, fashion_dir,
+                                                                           convnext_attention_onnx):
     import json
 
     from conftest import int8lab
 
-    model = convnext_attention_classifier(tmp_path / "hybrid.onnx")
+    model = convnext_attention_onnx
     assert {"LayerNormalization", "Erf", "MatMul", "Softmax"} <= {n.op_type for n in onnx.load(model).graph.node}
     summary = json.loads(int8lab("quantize", model, "--data", fashion_dir, "--preset", "unit", "-q", "--json",
                                  "-o", tmp_path / "out").stdout)

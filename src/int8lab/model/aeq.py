@@ -27,7 +27,8 @@ class QuantizerError(Int8labError):
 
 
 WEIGHTED_OPERATIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "FULLY_CONNECTED")
-XNNPACK_FLOAT_ONLY = ("HARD_SWISH", "SOFTMAX")  # float in XNNPACK, int8 only on LiteRT's built-in kernels
+FLOAT_ROUNDS = 3  # int8-float-io: rounds of leaving what XNNPACK refused in int8 in float
+LATENCY_RUNS = 20  # interleaved invokes that decide whether those float ops are kept
 
 
 def _recipe(mode: str, estimator: str):
@@ -118,20 +119,36 @@ class Calibrated:
                     self._keep_logits_apart(ranges, samples, full_int8)
 
     def _float_where_xnnpack_has_no_int8(self) -> None:
-        """With float I/O the model is for a CPU: the activations XNNPACK has no int8 kernel for
-        (XNNPACK_FLOAT_ONLY) stay float inside its partition instead of breaking it for LiteRT's
-        built-in kernels (MobileNetV3-Small: 19 hard-swishes, 21 partitions -> 2, 0.165 -> 0.045 ms,
-        fp32 0.089 ms; agreement 99.2 -> 99.6%)."""
+        """With float I/O the model is for a CPU: the ops XNNPACK refuses in int8, read from the
+        quantized model's own delegation (hard-swish and softmax; a transformer's LayerNorm, GELU
+        and batch matmul), stay float inside its partitions instead of splitting them for LiteRT's
+        built-in kernels; kept when the model measures faster so (MobileNetV3-Small: 19
+        hard-swishes, 21 partitions -> 2, 0.165 -> 0.045 ms, fp32 0.089 ms; agreement 99.2 -> 99.6%;
+        a ConvNeXt + attention classifier: 13 ops, 11 partitions -> 1, 0.43 -> 0.17 ms, fp32 0.19)."""
         from ai_edge_quantizer.qtyping import TFLOperationName
 
-        from int8lab.model.ranges import ops_of_kind
+        from int8lab.benchmark import bench_latencies
+        from int8lab.runtime import LiteRTModel, delegation
 
-        found = ops_of_kind(self.content, XNNPACK_FLOAT_ONLY)
-        if not found:
+        refused: dict[str, str] = {}  # tensor -> kind of the op writing it
+        anyway = {name for _, name in delegation(self.content).fallback_ops()}  # refused in float too (shape ops)
+        plain = candidate = self.quantize()
+        for _ in range(FLOAT_ROUNDS):  # a float op can leave a neighbour refused in turn
+            found = {name: kind for kind, name in delegation(candidate).fallback_ops()
+                     if kind not in ("QUANTIZE", "DEQUANTIZE") and name not in refused and name not in anyway}
+            if not found:
+                break
+            refused.update(found)
+            candidate = self.quantize(tuple(refused))
+        if not refused:
             return
-        self.extra += [(".*", TFLOperationName[kind], None) for kind in sorted({kind for kind, _ in found})]
-        self.notes.float_activations = {"ops": sorted({kind for kind, _ in found}), "count": len(found),
-                                        "tensors": [name for _, name in found]}
+        before, after = bench_latencies([LiteRTModel(plain), LiteRTModel(candidate)], runs=LATENCY_RUNS)
+        kept = after["p50_ms"] < before["p50_ms"]
+        self.notes.float_for_xnnpack = {"ops": sorted(set(refused.values())), "count": len(refused), "kept": kept,
+                                        "tensors": list(refused) if kept else [],
+                                        "latency_ms": {"int8": before["p50_ms"], "float_where_refused": after["p50_ms"]}}
+        if kept:
+            self.extra += [(_scope(name), TFLOperationName.ALL_SUPPORTED, None) for name in refused]
 
     def _correct_biases(self, samples, head_score=None) -> bytes | None:
         """Biases less the mean shift of int8 weights, kept if the ranking images say it helps
@@ -298,12 +315,17 @@ class Calibrated:
                                                   algorithm_key=AlgorithmName.NO_QUANTIZE)
                 else:
                     qt.update_quantization_recipe(regex=regex, operation_name=operation, op_config=config)
-            for name in float_tensors:  # an op's scope is its output names, each followed by ";"
-                qt.update_quantization_recipe(regex=f"(^|;){re.escape(name)};", algorithm_key=AlgorithmName.NO_QUANTIZE,
+            for name in float_tensors:
+                qt.update_quantization_recipe(regex=_scope(name), algorithm_key=AlgorithmName.NO_QUANTIZE,
                                               operation_name=TFLOperationName.ALL_SUPPORTED)
             quantized = bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
         quantized, self.notes.weight_grid = keep_weight_grids(content, quantized)
         return quantized
+
+
+def _scope(tensor: str) -> str:
+    """The recipe regex of the op writing ``tensor``: an op's scope is its output names, each followed by ";"."""
+    return f"(^|;){re.escape(tensor)};"
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

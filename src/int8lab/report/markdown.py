@@ -99,7 +99,7 @@ def _integer_line(tflite: dict, corrections: dict) -> str:
     if head and head["float_tensors"]:
         return (f"- fully integer apart from the detector's decode tail: **{len(tflite['float_ops'])} float ops** "
                 f"({summary}; {head['chosen']}, see below)")
-    if logits or corrections.get("float_activations"):
+    if logits or (corrections.get("float_for_xnnpack") or {}).get("kept"):
         return (f"- integer kernels apart from what XNNPACK runs faster in float: **{len(tflite['float_ops'])} "
                 f"float op(s)** ({summary}; see below)")
     return f"- fully integer: **no** (float ops: {summary}: {', '.join(tflite['float_ops'])})"
@@ -132,11 +132,14 @@ def correction_lines(c: dict) -> list[str]:
         lines.append(f"logits in float with int8 weights ({', '.join(logits['ops'])}, {logits['classes']} classes; the "
                      f"output is float): int8 would tie {_pct(logits['int8_tie_rate'])} of the calibration images, "
                      f"and int16 would leave the op to LiteRT's slower built-in kernels")
-    activations = c.get("float_activations")
-    if activations:
-        lines.append(f"{activations['count']} {' / '.join(activations['ops'])} op(s) in float (the output is float): "
-                     f"XNNPACK has no int8 kernel for them, so in int8 each would run on LiteRT's built-in kernels "
-                     f"and split XNNPACK's partition")
+    refused = c.get("float_for_xnnpack")
+    if refused:
+        timing = (f"{refused['latency_ms']['float_where_refused']:.3f} ms with them in float, "
+                  f"{refused['latency_ms']['int8']:.3f} ms all int8")
+        lines.append(f"{refused['count']} {' / '.join(refused['ops'])} op(s) "
+                     + (f"in float (the output is float): XNNPACK refused them in int8, which leaves each to LiteRT's "
+                        f"built-in kernels and splits XNNPACK's partitions; {timing}" if refused["kept"] else
+                        f"that XNNPACK refused in int8 stay int8: in float they measured no faster ({timing})"))
     if c.get("floored_bias_channels"):
         lines.append(f"{c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
     bias = c.get("bias_correction")
