@@ -233,17 +233,23 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
 def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                  labels_file: Path | None = None, eval_split: str = "test",
                  allow_double_normalisation: bool = False, threads: int | None = None,
-                 onnx: bool = False, max_drop: float | None = None) -> dict:
+                 onnx: bool = False, max_drop: float | None = None, mode: str = "int8") -> dict:
     """The main job: int8 model + validation on held-out images + size and latency + report.
 
-    ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it;
+    ``mode`` is one of the calibrated integer modes (int8 I/O by default; int8-float-io for a
+    CPU); ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it;
     ``max_drop`` (points) keeps the worst layers in float until the budget holds."""
+    if mode not in CALIBRATED_MODES:
+        raise UsageError(f"int8lab quantize makes an integer model: --quantize takes {', '.join(CALIBRATED_MODES)}, "
+                         f"got {mode!r} (int8lab convert --quantize makes the others)")
+    if max_drop is not None and mode != "int8":
+        raise UsageError(f"--max-drop ranks layers in the int8 mode; it does not take --quantize {mode}")
     out_dir = Path(out_dir)
     run = resolve_run(model, data_dir, opts, eval_split)
     source, opts, spec, eval_split = run.source, run.opts, run.spec, run.eval_split
     labels = read_labels_file(labels_file) if labels_file else None
     held_out = run.held_out
-    converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, "int8", labels_file,
+    converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, mode, labels_file,
                             allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))])
     task = converted.metadata["task"]["name"]
     if onnx:

@@ -144,6 +144,9 @@ def quantize_command(
                                    "calibration split: keep the worst layers in float until it holds."),
     range_estimator: str = ESTIMATOR,
     bias_correction: bool = BIAS_CORRECTION,
+    mode: str = typer.Option("int8", "--quantize", help="int8 (int8 I/O, the default) | uint8 (uint8 I/O) | "
+                             "int8-float-io (integer kernels, float I/O: for a CPU, what XNNPACK refuses in int8 "
+                             "runs in float inside it) | int16x8."),
     *,
     opts: DataOptions,
 ):
@@ -152,7 +155,7 @@ def quantize_command(
 
     source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
     summary = quantize_job(source, data, output, opts, labels, eval_split,
-                           allow_double_normalisation, threads, onnx, max_drop)
+                           allow_double_normalisation, threads, onnx, max_drop, mode)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
