@@ -227,6 +227,52 @@ def test_a_keras_detector_takes_the_route_that_keeps_its_scores(tmp_path):
     assert v["detections_per_image"]["reference"] > 1 and v["detections_kept"] >= 0.9
 
 
+@pytest.fixture(scope="module")
+def keras_yolo(tmp_path_factory):
+    """The trained example detector ported to Keras (examples/detect/yolo_tiny_keras.py): .keras
+    and SavedModel."""
+    folder = tmp_path_factory.mktemp("keras_yolo")
+    for name in ("yolo_tiny.keras", "saved_model"):
+        subprocess.run([sys.executable, EXAMPLE / "yolo_tiny_keras.py", folder / name], check=True, capture_output=True)
+    return folder
+
+
+@pytest.mark.slow
+def test_the_keras_port_of_the_example_detector_gives_onnx_runtimes_outputs(keras_yolo):
+    import keras
+    import onnxruntime
+
+    image = np.random.default_rng(1).random((1, 160, 160, 3), np.float32)
+    session = onnxruntime.InferenceSession(str(EXAMPLE / "yolo_tiny.onnx"))
+    reference = session.run(None, {session.get_inputs()[0].name: image.transpose(0, 3, 1, 2)})[0]
+    ported = np.asarray(keras.models.load_model(keras_yolo / "yolo_tiny.keras")(image))
+    assert np.abs(ported[:, 4:] - reference[:, 4:]).max() < 1e-5 and np.abs(ported - reference).max() < 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["yolo_tiny.keras", "saved_model"])
+def test_a_trained_keras_yolo_quantizes_keeps_its_detections_and_runs_in_the_snippet(keras_yolo, tmp_path, form):
+    """Keras' nearest upsampling becomes EXPAND_DIMS and TILE, which ai-edge-quantizer leaves in
+    float (rewritten as RESHAPE and BROADCAST_TO); its DFL is two Dense layers after the softmax
+    (both in the float tail); a .keras model converts with its batch fixed to 1 (no shape arithmetic)."""
+    summary = json.loads(int8lab("quantize", keras_yolo / form, *FLAGS, "-o", tmp_path / "out").stdout)
+    v, conversion = summary["validation"], summary["conversion"]
+    assert conversion["backend"].endswith("ai-edge-quantizer") and conversion["range_corrections"]["rewritten_ops"]
+    if form.endswith(".keras"):  # a SavedModel's signature keeps its open batch
+        assert not {"SHAPE", "PACK", "STRIDED_SLICE"} & set(conversion["tflite"]["op_histogram"])
+    assert v["labelled"] and abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01
+    assert v["detections_kept"] >= 0.93  # 93.7% measured (.keras)
+    image = EXAMPLE / "data" / "images" / "test" / "test_0007.jpg"
+    snippet = tmp_path / "infer.py"
+    int8lab("snippet", tmp_path / "out" / "model_int8.tflite", "-o", snippet)
+    printed = subprocess.run([sys.executable, "-I", snippet, image], capture_output=True, text=True, check=True)
+    expected = json.loads(int8lab("predict", tmp_path / "out" / "model_int8.tflite", image, "-o", tmp_path,
+                                  "--json").stdout)[0]
+    lines = [line.split() for line in printed.stdout.splitlines()[1:]]
+    assert expected["detections"]
+    assert [(w[0], float(w[1])) for w in lines] == [(d["label"], round(d["score"], 3)) for d in expected["detections"]]
+
+
 @pytest.mark.slow
 def test_a_signature_less_nhwc_float_tflite_detector_quantizes_and_keeps_its_detections(tmp_path):
     """Ultralytics' and onnx2tf's TFLite exports: NHWC float input, and often no SignatureDef."""

@@ -90,11 +90,14 @@ class Calibrated:
         from ai_edge_quantizer.qtyping import TFLOperationName
 
         from int8lab.model import ranges
+        from int8lab.model.op_rewrite import quantizable_ops
 
         self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
         self.kept_float: tuple[str, ...] = ()  # tensors every quantization leaves in float
         self._bias_shift = None  # (layers, delta): a detector's class logits re-centred
         self.notes = ranges.RangeNotes()
+        float_content, rewritten = quantizable_ops(float_content)
+        self.notes.rewritten_ops = rewritten or None
         samples = _calibration_samples(float_content, representative_dataset)
         with _reasons(mode), _quiet():
             self.calibration = _quantizer(float_content, mode, estimator).calibrate(samples)

@@ -57,7 +57,7 @@ class HeadPlan:
 def head_plan(content: bytes) -> HeadPlan | None:
     """The decode tail of a single-output float detector, walking back from its output: every op
     up to the last learned convolution on each path (a convolution fed by a softmax, DFL's
-    expectation, belongs to the tail). None when the tail joins fewer than two convolutions (a
+    expectation and what maps it on to the box, belongs to the tail). None when the tail joins fewer than two convolutions (a
     classifier's softmax) or computes nothing."""
     from int8lab.model.ranges import _graph, _op_name
 
@@ -68,11 +68,13 @@ def head_plan(content: bytes) -> HeadPlan | None:
     kind = {id(op): _op_name(model, op) for op in graph.operators}
 
     def after_softmax(tensor: int) -> bool:
+        """Fed by a softmax through data movement and fixed maps already after one (a Keras DFL
+        is a Dense for the expectation, then a Dense for the box corners)."""
         while tensor in producer:
             op = producer[tensor]
             if kind[id(op)] == "SOFTMAX":
                 return True
-            if kind[id(op)] not in MOVEMENT_OPS:
+            if kind[id(op)] not in MOVEMENT_OPS | WEIGHTED_OPS:
                 return False
             tensor = op.inputs[0]
         return False

@@ -48,6 +48,7 @@ class RangeNotes:
     calibrated_input_range: list[float] | None = None
     int16_output: dict | None = None
     float_logits: dict | None = None  # float output: the logits op in float with int8 weights instead of int16
+    rewritten_ops: dict | None = None  # int8lab.model.op_rewrite: op kind -> how many became a quantizable twin
     float_for_xnnpack: dict | None = None  # float output: ops XNNPACK refused in int8, left float where faster
     flat_clipped: dict | None = None  # activation inputs whose minimum was raised where the activation is flat
     floored_bias_channels: int = 0

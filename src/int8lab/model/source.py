@@ -87,7 +87,26 @@ class KerasSource:
 
         if self.kind == "saved_model":
             return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
-        return tf.lite.TFLiteConverter.from_keras_model(self.model)
+        return tf.lite.TFLiteConverter.from_keras_model(self._batch_of_one())
+
+    def _batch_of_one(self):
+        """The Keras model with its batch fixed to 1, weights shared. With the batch left open, the
+        converter keeps each Reshape's shape arithmetic (SHAPE, STRIDED_SLICE, PACK...), which
+        XNNPACK refuses and ai-edge-quantizer leaves in float: the example detector in Keras
+        ran 300 ops in 8 XNNPACK partitions instead of 245 in 5. A subclassed model, which Keras
+        cannot clone, converts as it is."""
+        import keras
+
+        spec = self._input_spec()
+        if spec.shape[0] == 1:
+            return self.model
+        try:
+            fixed = keras.Input(batch_shape=(1, *spec.shape[1:]), dtype=spec.dtype, name=spec.name)
+            clone = keras.models.clone_model(self.model, input_tensors=fixed)
+        except Exception:  # noqa: BLE001 (Keras raises ValueError, TypeError... for models it cannot clone)
+            return self.model
+        clone.set_weights(self.model.get_weights())
+        return clone
 
 
 class TFLiteSource:

@@ -140,6 +140,10 @@ def correction_lines(c: dict) -> list[str]:
                      + (f"in float (the output is float): XNNPACK refused them in int8, which leaves each to LiteRT's "
                         f"built-in kernels and splits XNNPACK's partitions; {timing}" if refused["kept"] else
                         f"that XNNPACK refused in int8 stay int8: in float they measured no faster ({timing})"))
+    if c.get("rewritten_ops"):
+        twins = {"EXPAND_DIMS": "RESHAPE", "TILE": "BROADCAST_TO"}
+        lines.append("; ".join(f"{n} {kind} op(s) rewritten as {twins[kind]}" for kind, n in c["rewritten_ops"].items())
+                     + ": the same data movement, which ai-edge-quantizer quantizes (it leaves the originals in float)")
     if c.get("floored_bias_channels"):
         lines.append(f"{c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
     bias = c.get("bias_correction")

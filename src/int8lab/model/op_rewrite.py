@@ -1,0 +1,94 @@
+"""Ops ai-edge-quantizer cannot quantize, rewritten in a float .tflite as equal ones it can.
+
+TensorFlow lowers Keras' nearest-neighbour UpSampling2D (``ops.repeat``) and onnx2tf lowers
+broadcasts to EXPAND_DIMS and TILE. ai-edge-quantizer has no int8 recipe for either, so it leaves
+them in float, and the int8 model fails its fully-integer check (a Keras YOLO's upsampling, say).
+With static shapes both are data movement that its supported ops express exactly:
+
+- EXPAND_DIMS is a RESHAPE to its output shape;
+- TILE that only repeats along axes of size 1 is a BROADCAST_TO its output shape.
+
+Nothing else changes: the same tensors, names and values, so the rewritten model is the float
+reference too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PLACEHOLDER_FOR_GREATER_OP_CODES = 127  # the deprecated byte's value for builtin codes above it
+FIRST_VERSION = {"BROADCAST_TO": 2}  # LiteRT registers BROADCAST_TO from version 2 (float and int8)
+
+
+def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
+    """``content`` with its EXPAND_DIMS and size-1 TILE ops rewritten; and how many of each."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    counts: dict[str, int] = {}
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+            out = graph.tensors[op.outputs[0]].shape
+            if out is None or len(out) == 0 or np.any(np.asarray(out) <= 0):
+                continue
+            if kind == "EXPAND_DIMS":
+                _retarget(model, graph, op, schema.BuiltinOperator.RESHAPE, out,
+                          schema.BuiltinOptions.ReshapeOptions, schema.ReshapeOptionsT())
+                op.builtinOptions.newShape = [int(v) for v in out]
+            elif kind == "TILE" and _repeats_size_one_axes(model, graph, op):
+                _retarget(model, graph, op, schema.BuiltinOperator.BROADCAST_TO, out,
+                          schema.BuiltinOptions.BroadcastToOptions, schema.BroadcastToOptionsT())
+            else:
+                continue
+            counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return content, {}
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), counts
+
+
+def _repeats_size_one_axes(model, graph, op) -> bool:
+    source = graph.tensors[op.inputs[0]].shape
+    multiples = graph.tensors[op.inputs[1]]
+    data = model.buffers[multiples.buffer].data
+    if source is None or data is None or len(data) == 0:
+        return False
+    repeats = np.frombuffer(bytes(data), np.int64 if multiples.type == 4 else np.int32)
+    return len(repeats) == len(source) and all(r == 1 or s == 1 for r, s in zip(repeats, source))
+
+
+def _retarget(model, graph, op, builtin: int, shape, options_type: int, options) -> None:
+    """Make ``op`` a ``builtin`` whose second input is a new int32 constant holding ``shape``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    op.opcodeIndex = _opcode(model, builtin)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(np.asarray(shape, np.int32).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.shape, tensor.type, tensor.buffer = [len(shape)], schema.TensorType.INT32, len(model.buffers) - 1
+    tensor.name = f"{_name(graph.tensors[op.outputs[0]])}/shape"
+    graph.tensors.append(tensor)
+    op.inputs = [op.inputs[0], len(graph.tensors) - 1]
+    op.builtinOptionsType, op.builtinOptions = options_type, options
+
+
+def _opcode(model, builtin: int) -> int:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    for k, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            return k
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, PLACEHOLDER_FOR_GREATER_OP_CODES)
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    code.version = FIRST_VERSION.get(names[builtin], 1)
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _name(tensor) -> str:
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
