@@ -9,7 +9,8 @@ With static shapes both are data movement that its supported ops express exactly
 - TILE that only repeats along axes of size 1 is a BROADCAST_TO its output shape.
 
 Nothing else changes: the same tensors, names and values, so the rewritten model is the float
-reference too.
+reference too. The shapes written are those of a batch of one, the batch int8lab calibrates,
+validates and benchmarks with.
 """
 
 from __future__ import annotations

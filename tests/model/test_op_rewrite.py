@@ -1,0 +1,66 @@
+"""EXPAND_DIMS and TILE rewritten as the RESHAPE and BROADCAST_TO ai-edge-quantizer quantizes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _repeat_model() -> bytes:
+    """Nearest 2x upsampling as TF lowers Keras' UpSampling2D with the batch left open (repeat:
+    expand, tile, reshape), with a serving signature as a Keras export has."""
+    import tensorflow as tf
+
+    from int8lab.model.aeq import with_signature
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4, 4, 3), tf.float32)])
+    def upsample(x):
+        y = tf.tile(tf.expand_dims(x, 2), [1, 1, 2, 1, 1])
+        return tf.nn.relu(tf.reshape(y, (-1, 8, 4, 3)) * 2.0)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([upsample.get_concrete_function()], upsample)
+    return with_signature(converter.convert())
+
+
+def _kinds(content: bytes) -> list[str]:
+    from int8lab.model.ranges import _graph, _op_name
+
+    _, model, graph = _graph(content)
+    return [_op_name(model, op) for op in graph.operators]
+
+
+def test_expand_dims_and_tile_become_reshape_and_broadcast_to_with_the_same_outputs():
+    from int8lab.model.op_rewrite import quantizable_ops
+    from int8lab.runtime import LiteRTModel
+
+    content = _repeat_model()
+    assert {"EXPAND_DIMS", "TILE"} <= set(_kinds(content))
+    rewritten, counts = quantizable_ops(content)
+    assert counts == {"EXPAND_DIMS": 1, "TILE": 1}
+    assert not {"EXPAND_DIMS", "TILE"} & set(_kinds(rewritten)) and "BROADCAST_TO" in _kinds(rewritten)
+    x = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype(np.float32)
+    assert np.array_equal(LiteRTModel(rewritten).predict(x), LiteRTModel(content).predict(x))
+
+
+def test_the_rewritten_upsampling_quantizes_fully_integer():
+    from int8lab.model.aeq import quantize_tflite
+    from int8lab.model.tflite_info import inspect_tflite
+
+    rng = np.random.default_rng(1)
+    batches = [[rng.normal(size=(1, 4, 4, 3)).astype(np.float32)] for _ in range(8)]
+    notes = {}
+    quantized = quantize_tflite(_repeat_model(), "int8", lambda: iter(batches), notes=notes)
+    assert notes["rewritten_ops"] == {"EXPAND_DIMS": 1, "TILE": 1}
+    assert inspect_tflite(quantized).float_ops == []
+
+
+def test_a_model_without_them_is_returned_as_it_is():
+    import tensorflow as tf
+
+    from int8lab.model.op_rewrite import quantizable_ops
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    def double(x):
+        return x * 2.0
+
+    content = tf.lite.TFLiteConverter.from_concrete_functions([double.get_concrete_function()], double).convert()
+    assert quantizable_ops(content) == (content, {})
