@@ -27,7 +27,7 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    names = _builtin_names()
     counts: dict[str, int] = {}
     for graph in model.subgraphs:
         for op in graph.operators:
@@ -57,7 +57,9 @@ def _repeats_size_one_axes(model, graph, op) -> bool:
     data = model.buffers[multiples.buffer].data
     if source is None or data is None or len(data) == 0:
         return False
-    repeats = np.frombuffer(bytes(data), np.int64 if multiples.type == 4 else np.int32)
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    repeats = np.frombuffer(bytes(data), np.int64 if multiples.type == schema.TensorType.INT64 else np.int32)
     return len(repeats) == len(source) and all(r == 1 or s == 1 for r, s in zip(repeats, source))
 
 
@@ -85,10 +87,15 @@ def _opcode(model, builtin: int) -> int:
             return k
     code = schema.OperatorCodeT()
     code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, PLACEHOLDER_FOR_GREATER_OP_CODES)
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    code.version = FIRST_VERSION.get(names[builtin], 1)
+    code.version = FIRST_VERSION.get(_builtin_names()[builtin], 1)
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
+
+
+def _builtin_names() -> dict[int, str]:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
 def _name(tensor) -> str:
