@@ -28,8 +28,9 @@ def test_a_kernel_the_converter_kept_in_float_is_caught(fashion_dir):
 
 def test_a_shape_read_from_a_float_tensor_is_no_float_kernel(tmp_path, photo_paths):
     """ai-edge-quantizer feeds a Flatten's SHAPE through a DEQUANTIZE: only the shape is read (a
-    SavedModel keeps its open batch, and with it the Flatten's shape arithmetic)."""
+    float .tflite exported with an open batch keeps the Flatten's shape arithmetic)."""
     import keras
+    import tensorflow as tf
     from keras import layers
 
     from int8lab.config import DataOptions
@@ -39,8 +40,9 @@ def test_a_shape_read_from_a_float_tensor_is_no_float_kernel(tmp_path, photo_pat
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 3))
     x = layers.Flatten()(layers.Conv2D(4, 3, strides=4, activation="relu")(inputs))
-    keras.Model(inputs, layers.Dense(3, activation="softmax")(x)).export(tmp_path / "flat", verbose=False)
-    source = load_model_source(tmp_path / "flat", ModelOptions(backend="aeq"))
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+    (tmp_path / "flat.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    source = load_model_source(tmp_path / "flat.tflite", ModelOptions(backend="aeq"))
     opts = DataOptions(quiet=True)
     info = inspect_tflite(convert(source, "int8", opts.generator(photo_paths[0].parent, opts.spec(source.input),
                                                                   num_samples=4)))

@@ -86,8 +86,20 @@ class KerasSource:
         import tensorflow as tf
 
         if self.kind == "saved_model":
-            return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
+            return self._saved_model_batch_of_one()
         return tf.lite.TFLiteConverter.from_keras_model(self._batch_of_one())
+
+    def _saved_model_batch_of_one(self):
+        """The SavedModel's serving signature traced for a batch of 1 (see ``_batch_of_one``)."""
+        import tensorflow as tf
+
+        signature = self.model.signatures["serving_default"]
+        name, spec = next(iter(signature.structured_input_signature[1].items()))
+        if spec.shape[0] == 1:
+            return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
+        fixed = tf.TensorSpec((1, *spec.shape[1:]), spec.dtype, name=name)
+        function = tf.function(lambda x: signature(**{name: x})).get_concrete_function(fixed)
+        return tf.lite.TFLiteConverter.from_concrete_functions([function], self.model)
 
     def _batch_of_one(self):
         """The Keras model with its batch fixed to 1, weights shared. With the batch left open, the
