@@ -258,12 +258,13 @@ def test_the_keras_port_of_the_example_detector_gives_onnx_runtimes_outputs(kera
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["yolo_tiny.keras", "saved_model"])
 def test_a_trained_keras_yolo_quantizes_keeps_its_detections_and_runs_in_the_snippet(keras_yolo, tmp_path, form):
-    """Keras' nearest upsampling becomes EXPAND_DIMS and TILE, which ai-edge-quantizer leaves in
-    float (rewritten as RESHAPE and BROADCAST_TO); its DFL is two Dense layers after the softmax
+    """Keras' nearest upsampling becomes reshapes and TILE, which ai-edge-quantizer leaves in
+    float (rewritten as one RESIZE_NEAREST_NEIGHBOR); its DFL is two Dense layers after the softmax
     (both in the float tail); both forms convert with the batch fixed to 1 (no shape arithmetic)."""
     summary = json.loads(int8lab("quantize", keras_yolo / form, *FLAGS, "-o", tmp_path / "out").stdout)
     v, conversion = summary["validation"], summary["conversion"]
-    assert conversion["backend"].endswith("ai-edge-quantizer") and conversion["range_corrections"]["rewritten_ops"]
+    assert conversion["backend"].endswith("ai-edge-quantizer")
+    assert conversion["range_corrections"]["rewritten_ops"] == {"UPSAMPLING": 2}  # as one RESIZE_NEAREST_NEIGHBOR each
     assert not {"SHAPE", "PACK", "STRIDED_SLICE"} & set(conversion["tflite"]["op_histogram"])
     assert v["labelled"] and abs(v["map50_95"] - v["map50_95_reference"]) <= 0.01
     assert v["detections_kept"] >= 0.93  # 93.7% measured (.keras)

@@ -64,3 +64,29 @@ def test_a_model_without_them_is_returned_as_it_is():
 
     content = tf.lite.TFLiteConverter.from_concrete_functions([double.get_concrete_function()], double).convert()
     assert quantizable_ops(content) == (content, {})
+
+
+def test_a_keras_nearest_upsampling_becomes_one_resize_nearest_neighbor():
+    """Keras' UpSampling2D at batch 1 converts to reshape, tile, reshape, tile, reshape: one
+    RESIZE_NEAREST_NEIGHBOR, as the ONNX route writes it (the four tiles would run as slow
+    BROADCAST_TO kernels), exact, and fully integer after ai-edge-quantizer."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    from int8lab.model.aeq import quantize_tflite
+    from int8lab.model.op_rewrite import quantizable_ops
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.runtime import LiteRTModel
+
+    inputs = keras.Input(batch_shape=(1, 4, 5, 3))
+    model = keras.Model(inputs, layers.UpSampling2D((2, 3), interpolation="nearest")(layers.ReLU()(inputs)))
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert "TILE" in _kinds(content)
+    rewritten, counts = quantizable_ops(content)
+    assert counts == {"UPSAMPLING": 1} and _kinds(rewritten) == ["RELU", "RESIZE_NEAREST_NEIGHBOR"]
+    x = np.random.default_rng(2).normal(size=(1, 4, 5, 3)).astype(np.float32)
+    assert np.array_equal(LiteRTModel(rewritten).predict(x), LiteRTModel(content).predict(x))
+    rng = np.random.default_rng(3)
+    batches = [[rng.normal(size=(1, 4, 5, 3)).astype(np.float32)] for _ in range(8)]
+    assert inspect_tflite(quantize_tflite(content, "int8", lambda: iter(batches))).float_ops == []

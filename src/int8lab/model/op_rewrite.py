@@ -6,7 +6,11 @@ them in float, and the int8 model fails its fully-integer check (a Keras YOLO's 
 With static shapes both are data movement that its supported ops express exactly:
 
 - EXPAND_DIMS is a RESHAPE to its output shape;
-- TILE that only repeats along axes of size 1 is a BROADCAST_TO its output shape.
+- TILE that only repeats along axes of size 1 is a BROADCAST_TO its output shape;
+- and the whole repeat of a nearest upsampling (reshape, tile rows, reshape, tile columns,
+  reshape) is one RESIZE_NEAREST_NEIGHBOR, as the PyTorch/ONNX route writes it: the four
+  BROADCAST_TO would run on LiteRT's slow built-in kernels (the example detector in Keras: int8
+  1.16 ms, 0.70 ms with the resize, like its ONNX twin).
 
 Nothing else changes: the same tensors, names and values, so the rewritten model is the float
 reference too. The shapes written are those of a batch of one, the batch int8lab calibrates,
@@ -30,6 +34,9 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     names = _builtin_names()
     counts: dict[str, int] = {}
     for graph in model.subgraphs:
+        upsamplings = _fuse_nearest_upsampling(model, graph, names)
+        if upsamplings:
+            counts["UPSAMPLING"] = upsamplings
         for op in graph.operators:
             code = model.operatorCodes[op.opcodeIndex]
             kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
@@ -49,6 +56,68 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     if not counts:
         return content, {}
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), counts
+
+
+def _fuse_nearest_upsampling(model, graph, names) -> int:
+    """Each RESHAPE [1,H,W,C]->[1,H,1,W,C], TILE ->[1,H,k,W,C], RESHAPE ->[1,kH,W,1,C], TILE
+    ->[1,kH,W,j,C], RESHAPE ->[1,kH,jW,C] chain (TF's repeat twice) replaced by one
+    RESIZE_NEAREST_NEIGHBOR of its input; how many."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    kind = lambda op: names.get(max(model.operatorCodes[op.opcodeIndex].builtinCode,  # noqa: E731
+                                    model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode))
+    shape = lambda t: list(graph.tensors[t].shape) if graph.tensors[t].shape is not None else []  # noqa: E731
+    readers = {}
+    for op in graph.operators:
+        for t in op.inputs:
+            readers.setdefault(t, []).append(op)
+    follow = lambda op, kinds: (readers.get(op.outputs[0], [None])[0]  # noqa: E731
+                                if len(readers.get(op.outputs[0], [])) == 1 and op.outputs[0] not in graph.outputs
+                                and kind(readers[op.outputs[0]][0]) in kinds else None)
+    moves, tiles = ("RESHAPE", "EXPAND_DIMS"), ("TILE", "BROADCAST_TO")
+    fused, dropped = 0, set()
+    for first in list(graph.operators):
+        if kind(first) not in moves or id(first) in dropped or len(shape(first.inputs[0])) != 4:
+            continue
+        chain = [first]
+        for kinds in (tiles, moves, tiles, moves):
+            chain.append(follow(chain[-1], kinds) if chain[-1] is not None else None)
+        if None in chain:
+            continue
+        (n, h, w, c), out = shape(first.inputs[0]), [shape(op.outputs[0]) for op in chain]
+        k, j = (out[1][2] if len(out[1]) == 5 else 0), (out[3][3] if len(out[3]) == 5 else 0)
+        if n != 1 or not k or not j or out != [[1, h, 1, w, c], [1, h, k, w, c], [1, k * h, w, 1, c],
+                                              [1, k * h, w, j, c], [1, k * h, j * w, c]]:
+            continue
+        last = chain[-1]
+        _retarget(model, graph, last, schema.BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, [k * h, j * w],
+                  schema.BuiltinOptions.ResizeNearestNeighborOptions, schema.ResizeNearestNeighborOptionsT())
+        last.inputs = [first.inputs[0], last.inputs[1]]
+        dropped.update(id(op) for op in chain[:-1])
+        fused += 1
+    graph.operators = [op for op in graph.operators if id(op) not in dropped]
+    if fused:
+        _drop_unused_tensors(model, graph)
+    return fused
+
+
+def _drop_unused_tensors(model, graph) -> None:
+    """Remove the tensors no op, graph edge or signature names any more (ai-edge-quantizer reads
+    every tensor), renumbering the references."""
+    used = {t for op in graph.operators for t in (*op.inputs, *op.outputs) if t >= 0}
+    used |= set(graph.inputs) | set(graph.outputs)
+    keep = sorted(used)
+    index = {old: new for new, old in enumerate(keep)}
+    graph.tensors = [graph.tensors[t] for t in keep]
+    for op in graph.operators:
+        op.inputs = [index[t] if t >= 0 else t for t in op.inputs]
+        op.outputs = [index[t] for t in op.outputs]
+    graph.inputs, graph.outputs = [index[t] for t in graph.inputs], [index[t] for t in graph.outputs]
+    subgraph = model.subgraphs.index(graph)
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == subgraph:
+            for entry in (*(signature.inputs or []), *(signature.outputs or [])):
+                entry.tensorIndex = index[entry.tensorIndex]
 
 
 def _repeats_size_one_axes(model, graph, op) -> bool:
