@@ -16,31 +16,41 @@ EXAMPLE = ROOT / "examples" / "detect"
 FLAGS = ("--data", EXAMPLE / "data", "--preset", "unit", "--resize", "letterbox", "-q", "--json")
 
 
-def end_to_end(module, max_det: int = 300):
-    """Ultralytics' end-to-end selection (``v10postprocess``) after a [b, 4 + nc, anchors] xywh head."""
+def _with_tail(module, tail):
+    """``module`` (a [b, 4 + nc, anchors] xywh head) followed by ``tail``, as one module to export."""
     import torch
 
-    class EndToEnd(torch.nn.Module):
+    class Head(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.module = module
 
         def forward(self, x):
-            preds = self.module(x).transpose(1, 2)
-            b, anchors, channels = preds.shape
-            nc = channels - 4
-            boxes, scores = preds.split([4, nc], dim=-1)
-            xy, wh = boxes.chunk(2, -1)
-            boxes = torch.cat((xy - wh / 2, xy + wh / 2), -1)
-            k = min(max_det, anchors)
-            index = scores.amax(dim=-1).topk(k)[1].unsqueeze(-1)
-            boxes = boxes.gather(dim=1, index=index.repeat(1, 1, 4))
-            scores = scores.gather(dim=1, index=index.repeat(1, 1, nc))
-            scores, index = scores.flatten(1).topk(k)
-            i = torch.arange(b)[..., None]
-            return torch.cat([boxes[i, index // nc], scores[..., None], (index % nc)[..., None].float()], dim=-1)
+            return tail(self.module(x))
 
-    return EndToEnd().eval()
+    return Head().eval()
+
+
+def end_to_end(module, max_det: int = 300):
+    """Ultralytics' end-to-end selection (``v10postprocess``) after a [b, 4 + nc, anchors] xywh head."""
+    import torch
+
+    def select(y):
+        preds = y.transpose(1, 2)
+        b, anchors, channels = preds.shape
+        nc = channels - 4
+        boxes, scores = preds.split([4, nc], dim=-1)
+        xy, wh = boxes.chunk(2, -1)
+        boxes = torch.cat((xy - wh / 2, xy + wh / 2), -1)
+        k = min(max_det, anchors)
+        index = scores.amax(dim=-1).topk(k)[1].unsqueeze(-1)
+        boxes = boxes.gather(dim=1, index=index.repeat(1, 1, 4))
+        scores = scores.gather(dim=1, index=index.repeat(1, 1, nc))
+        scores, index = scores.flatten(1).topk(k)
+        i = torch.arange(b)[..., None]
+        return torch.cat([boxes[i, index // nc], scores[..., None], (index % nc)[..., None].float()], dim=-1)
+
+    return _with_tail(module, select)
 
 
 def v5_head(module):
@@ -50,18 +60,12 @@ def v5_head(module):
     scaling has)."""
     import torch
 
-    class V5(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.module = module
+    def v5(y):
+        boxes, scores = y[:, :4], y[:, 4:]
+        objectness = scores.amax(1, keepdim=True).pow(0.5)
+        return torch.cat((boxes, objectness, scores.pow(0.5)), 1).transpose(1, 2)
 
-        def forward(self, x):
-            y = self.module(x)
-            boxes, scores = y[:, :4], y[:, 4:]
-            objectness = scores.amax(1, keepdim=True).pow(0.5)
-            return torch.cat((boxes, objectness, scores.pow(0.5)), 1).transpose(1, 2)
-
-    return V5().eval()
+    return _with_tail(module, v5)
 
 
 def yolox_head(module):
@@ -70,18 +74,12 @@ def yolox_head(module):
     roots of the v5 form."""
     import torch
 
-    class YoloX(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.module = module
+    def yolox(y):
+        xy, wh, scores = y[:, :2], y[:, 2:4], y[:, 4:]
+        objectness = torch.sqrt(scores.amax(1, keepdim=True))
+        return torch.cat((xy, torch.exp(torch.log(wh)), objectness, torch.sqrt(scores)), 1).transpose(1, 2)
 
-        def forward(self, x):
-            y = self.module(x)
-            xy, wh, scores = y[:, :2], y[:, 2:4], y[:, 4:]
-            objectness = torch.sqrt(scores.amax(1, keepdim=True))
-            return torch.cat((xy, torch.exp(torch.log(wh)), objectness, torch.sqrt(scores)), 1).transpose(1, 2)
-
-    return YoloX().eval()
+    return _with_tail(module, yolox)
 
 
 def _export(wrap, path):

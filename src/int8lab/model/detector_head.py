@@ -57,8 +57,8 @@ class HeadPlan:
 def head_plan(content: bytes) -> HeadPlan | None:
     """The decode tail of a single-output float detector, walking back from its output: every op
     up to the last learned convolution on each path (a convolution fed by a softmax, DFL's
-    expectation and what maps it on to the box, belongs to the tail). None when the tail joins fewer than two convolutions (a
-    classifier's softmax) or computes nothing."""
+    expectation and what maps it on to the box, belongs to the tail). None when the tail joins
+    fewer than two convolutions (a classifier's softmax) or computes nothing."""
     from int8lab.model.ranges import _graph, _op_name
 
     tfl, model, graph = _graph(content)

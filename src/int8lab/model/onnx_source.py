@@ -532,7 +532,7 @@ def fuse_gelu(nodes: list, constants: dict) -> list:
                 break
             operand = other(nodes[step[0]], value)
             half_of_x = operand in producer and nodes[producer[operand]][0] == "Mul" and not factors["half"] \
-                and not factors["x"] and sorted(nodes[producer[operand]][1], key=lambda i: i != x)[0] == x \
+                and not factors["x"] and x in nodes[producer[operand]][1] \
                 and near(other(nodes[producer[operand]], x) or "", 0.5)
             if operand == x and not factors["x"]:
                 factors["x"] = True

@@ -30,16 +30,16 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
+    from int8lab.model.ranges import _op_name
+
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    names = _builtin_names()
     counts: dict[str, int] = {}
     for graph in model.subgraphs:
-        upsamplings = _fuse_nearest_upsampling(model, graph, names)
+        upsamplings = _fuse_nearest_upsampling(model, graph)
         if upsamplings:
             counts["UPSAMPLING"] = upsamplings
         for op in graph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+            kind = _op_name(model, op)
             out = graph.tensors[op.outputs[0]].shape
             if out is None or len(out) == 0 or np.any(np.asarray(out) <= 0):
                 continue
@@ -58,14 +58,15 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), counts
 
 
-def _fuse_nearest_upsampling(model, graph, names) -> int:
+def _fuse_nearest_upsampling(model, graph) -> int:
     """Each RESHAPE [1,H,W,C]->[1,H,1,W,C], TILE ->[1,H,k,W,C], RESHAPE ->[1,kH,W,1,C], TILE
     ->[1,kH,W,j,C], RESHAPE ->[1,kH,jW,C] chain (TF's repeat twice) replaced by one
     RESIZE_NEAREST_NEIGHBOR of its input; how many."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    kind = lambda op: names.get(max(model.operatorCodes[op.opcodeIndex].builtinCode,  # noqa: E731
-                                    model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode))
+    from int8lab.model.ranges import _op_name
+
+    kind = lambda op: _op_name(model, op)  # noqa: E731
     shape = lambda t: list(graph.tensors[t].shape) if graph.tensors[t].shape is not None else []  # noqa: E731
     readers = {}
     for op in graph.operators:
@@ -121,13 +122,13 @@ def _drop_unused_tensors(model, graph) -> None:
 
 
 def _repeats_size_one_axes(model, graph, op) -> bool:
+    from tensorflow.lite.python import schema_py_generated as schema
+
     source = graph.tensors[op.inputs[0]].shape
     multiples = graph.tensors[op.inputs[1]]
     data = model.buffers[multiples.buffer].data
     if source is None or data is None or len(data) == 0:
         return False
-    from tensorflow.lite.python import schema_py_generated as schema
-
     repeats = np.frombuffer(bytes(data), np.int64 if multiples.type == schema.TensorType.INT64 else np.int32)
     return len(repeats) == len(source) and all(r == 1 or s == 1 for r, s in zip(repeats, source))
 
@@ -156,15 +157,10 @@ def _opcode(model, builtin: int) -> int:
             return k
     code = schema.OperatorCodeT()
     code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, PLACEHOLDER_FOR_GREATER_OP_CODES)
-    code.version = FIRST_VERSION.get(_builtin_names()[builtin], 1)
+    name = next(name for name, value in vars(schema.BuiltinOperator).items() if value == builtin)
+    code.version = FIRST_VERSION.get(name, 1)
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
-
-
-def _builtin_names() -> dict[int, str]:
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
 def _name(tensor) -> str:

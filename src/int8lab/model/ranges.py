@@ -75,13 +75,6 @@ def _op_name(model, op) -> str:
     return next(name for name, value in vars(schema.BuiltinOperator).items() if value == number)
 
 
-def ops_of_kind(content: bytes, kinds) -> list[tuple[str, str]]:
-    """(op kind, output tensor name) of every op of one of ``kinds``, in graph order."""
-    tfl, model, graph = _graph(content)
-    return [(kind, tfl.get_tensor_name(graph.tensors[op.outputs[0]])) for op in graph.operators
-            if (kind := _op_name(model, op)) in kinds]
-
-
 def set_input_range(calibration: dict, content: bytes, value_range: tuple[float, float], notes: RangeNotes) -> None:
     """The model input's calibrated range becomes the preprocessing's value range."""
     tfl, _, graph = _graph(content)

@@ -8,7 +8,7 @@ from int8lab.errors import UsageError
 
 TARGETS = ("litert", "mediapipe")
 MEDIAPIPE_WHY = ("float input and output with NormalizationOptions metadata (integer kernels, apart from what "
-                 "XNNPACK runs faster in float: hard-swish, softmax, logits that int8 would tie): MediaPipe "
+                 "XNNPACK refuses in int8, run in float inside it, and logits that int8 would tie): MediaPipe "
                  "Tasks refuse int8 tensors, and a uint8 input would have to hold the preprocessing as one "
                  "integer zero point, which [-1, 1] (127.5) and per-channel mean/std cannot give")
 
