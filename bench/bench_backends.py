@@ -19,7 +19,7 @@ from int8lab.benchmark import bench_latencies
 from int8lab.config import DataOptions
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.pipeline import convert_job, validate_job
-from int8lab.predict import saved_spec
+from int8lab.sidecar import saved_spec
 from int8lab.runtime import LiteRTModel
 
 ROOT = Path(__file__).resolve().parents[1]

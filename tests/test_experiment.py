@@ -63,7 +63,7 @@ def test_summary_answers_the_lab_questions(lab):
 @pytest.mark.slow
 def test_variant_figures_match_a_separate_validate(lab, fashion_model, fashion_dir, tmp_path):
     from int8lab.pipeline import validate_job
-    from int8lab.predict import saved_spec
+    from int8lab.sidecar import saved_spec
 
     out, results = lab
     row = next(r for r in results["variants"] if r["variant"]["name"] == "int8_random_n20_s42")

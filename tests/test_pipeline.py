@@ -10,7 +10,7 @@ import pytest
 
 from int8lab.config import DataOptions
 from int8lab.pipeline import NotFullyIntegerError, convert_job, quantize_job, validate_job
-from int8lab.predict import saved_spec
+from int8lab.sidecar import saved_spec
 
 
 def test_sidecar_json_describes_the_model(fashion_int8, fashion_model):

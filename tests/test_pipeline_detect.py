@@ -42,6 +42,25 @@ def test_dynamic_onnx_detector_quantizes_integer_but_its_decode_tail_and_keeps_i
 
 
 @pytest.mark.slow
+def test_validate_takes_the_recorded_preprocessing_and_split(quantized, tmp_path):
+    """No preprocessing flags, or only some of them, give quantize's figures exactly: the sidecar
+    records 160x160 letterbox, preset unit; a flag that disagrees is refused before any work."""
+    out, summary = quantized
+    model = out / "model_int8.tflite"
+    for flags in ((), ("--input-size", "160", "160")):
+        again = json.loads(int8lab("validate", model, "--reference", EXAMPLE / "yolo_tiny.onnx",
+                                   "--data", EXAMPLE / "data", *flags, "-o", tmp_path, "-q", "--json").stdout)
+        assert again["split"] == summary["validation"]["split"] == "test"
+        assert again["preprocessing"]["origin"] == "recorded"
+        for key in ("map50_95", "map50_95_reference", "detections_kept", "num_images"):
+            assert again[key] == summary["validation"][key]
+    refused = int8lab("validate", model, "--reference", EXAMPLE / "yolo_tiny.onnx", "--data", EXAMPLE / "data",
+                      "--resize", "stretch", "-o", tmp_path, "-q", check=False)
+    assert refused.returncode == 2 and "--resize stretch where the model has letterbox" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
 def test_a_float_tflite_detector_keeps_its_detections_without_a_graph_rewrite(quantized, tmp_path):
     """A float .tflite cannot be rewritten like a PyTorch graph: the decode tail left in float
     keeps its boxes and scores apart (full int8 of it crushes the scores in one output scale)."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from int8lab.errors import UsageError
-from int8lab.predict import predict_images, saved_spec
+from int8lab.predict import predict_images
+from int8lab.sidecar import saved_spec
 
 
 def test_top_k_with_labels_from_the_sidecar(fashion_int8, fashion_dir):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from int8lab.predict import saved_spec
+from int8lab.sidecar import saved_spec
 from int8lab.runtime import LiteRTModel
 
 

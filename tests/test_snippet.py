@@ -4,7 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from int8lab.predict import predict_images, saved_spec
+from int8lab.predict import predict_images
+from int8lab.sidecar import saved_spec
 from int8lab.snippet import write_snippet
 
 

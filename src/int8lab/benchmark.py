@@ -11,13 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
+from int8lab.preprocess import PreprocessSpec
 from int8lab.runtime import LiteRTModel, delegation
 
 
-def latency_sample(model: LiteRTModel, seed: int = 0) -> np.ndarray:
-    """A float input of the model's shape with values in [0, 1]: like real pixels, unlike zeros
-    (which some kernels take faster)."""
-    return np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
+def latency_sample(model: LiteRTModel, spec: PreprocessSpec | None = None, seed: int = 0) -> np.ndarray:
+    """A float input of the model's shape with the values real pixels take through ``spec`` (the
+    model's recorded preprocessing; [0, 1] without one), unlike zeros (which some kernels take
+    faster) or values outside the int8 input's range (which saturate)."""
+    pixels = np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
+    if spec is None:
+        return pixels
+    axis = 1 if spec.layout == "nchw" else -1
+    shape = [1] * pixels.ndim
+    shape[axis] = -1
+    mean, std = (np.asarray(v, np.float32).reshape(shape) for v in (spec.mean, spec.std))
+    return ((pixels - mean) / std).astype(np.float32)
 
 
 def summarise(times_ms: list[float], warmup: int, threads: int | None) -> dict:
@@ -31,9 +40,11 @@ def measure_latency(model: LiteRTModel, runs: int = 50, warmup: int = 5) -> dict
     return bench_latencies([model], runs, warmup)[0]
 
 
-def bench_latencies(models: list[LiteRTModel], runs: int = 50, warmup: int = 5) -> list[dict]:
-    """Latency of each model, measured in interleaved rounds of one invoke per model."""
-    samples = [latency_sample(m) for m in models]
+def bench_latencies(models: list[LiteRTModel], runs: int = 50, warmup: int = 5,
+                    specs: list[PreprocessSpec | None] | None = None) -> list[dict]:
+    """Latency of each model, measured in interleaved rounds of one invoke per model, on inputs
+    made through each one's ``specs`` entry."""
+    samples = [latency_sample(m, spec) for m, spec in zip(models, specs or [None] * len(models))]
     for model, sample in zip(models, samples):
         for _ in range(warmup):
             model.invoke(sample)
@@ -46,14 +57,15 @@ def bench_latencies(models: list[LiteRTModel], runs: int = 50, warmup: int = 5) 
     return [summarise(t, warmup, m.threads) for t, m in zip(times, models)]
 
 
-def bench_models(paths: list[Path], threads: int | None = None, runs: int = 100,
-                 warmup: int = 10) -> list[dict]:
-    """One row per model: size, parameters, I/O type, latency, and ratios to the first model."""
+def bench_models(paths: list[Path], threads: int | None = None, runs: int = 100, warmup: int = 10,
+                 specs: list[PreprocessSpec | None] | None = None) -> list[dict]:
+    """One row per model: size, parameters, I/O type, latency, and ratios to the first model;
+    each model's inputs are made through its ``specs`` entry (its recorded preprocessing)."""
     from int8lab.model.tflite_info import inspect_tflite
 
     contents = [Path(p).read_bytes() for p in paths]
     models = [LiteRTModel(c, threads) for c in contents]
-    latencies = bench_latencies(models, runs, warmup)
+    latencies = bench_latencies(models, runs, warmup, specs)
     rows = []
     for path, content, latency in zip(paths, contents, latencies):
         info = inspect_tflite(content)

@@ -29,16 +29,18 @@ class DataOptions:
     strategy: str = "random"
     only_class: str | None = None
     input_size: tuple[int, int] | None = None
-    resize: str = "stretch"
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
-    color: str = "rgb"
+    # Preprocessing: None is "not given", so a model's recorded spec (int8lab.sidecar) can fill it.
+    resize: str | None = None
+    crop_pct: float | None = None
+    interpolation: str | None = None
+    color: str | None = None
     channels: int | None = None
     preset: str | None = None
     mean: str | None = None
     std: str | None = None
     layout: str | None = None
-    jpeg_draft: bool = True
+    jpeg_draft: bool | None = None
+    override_preprocessing: bool = False
     workers: int | None = None
     quiet: bool = False
     task: str = "auto"
@@ -55,15 +57,15 @@ class DataOptions:
         layout = self.layout or (model_input.layout if model_input else None) or "nhwc"
         return resolve_preprocess_spec(
             size, preset=self.preset or "imagenet", mean=_floats(self.mean, "--mean"),
-            std=_floats(self.std, "--std"), channels=channels, color=self.color,
-            resize=self.resize, crop_pct=self.crop_pct, interpolation=self.interpolation,
-            layout=layout, jpeg_draft=self.jpeg_draft,
+            std=_floats(self.std, "--std"), channels=channels, color=self.color or "rgb",
+            resize=self.resize or "stretch", crop_pct=self.crop_pct or 0.875,
+            interpolation=self.interpolation or "bilinear", layout=layout,
+            jpeg_draft=True if self.jpeg_draft is None else self.jpeg_draft,
         )
 
-    def preprocessing_given(self) -> bool:
-        """Did the user set any preprocessing flag (rather than leave it to a saved spec)?"""
-        default = DataOptions()
-        return any(getattr(self, name) != getattr(default, name) for name in PREPROCESSING_FIELDS)
+    def given_preprocessing(self) -> dict:
+        """The preprocessing flags the user set (the rest may come from a model's recorded spec)."""
+        return {name: getattr(self, name) for name in PREPROCESSING_FIELDS if getattr(self, name) is not None}
 
     def generator(self, data_dir: Path, spec: PreprocessSpec | None = None,
                   **overrides) -> RepresentativeDataGenerator:

@@ -31,6 +31,7 @@ from int8lab.model.convert import CALIBRATED_MODES, INT8_ACTIVATION_MODES, MODES
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
+from int8lab.sidecar import has_record, source_spec
 from int8lab.tasks.detect import dataset_names
 from int8lab.validate import EvalSet
 
@@ -155,7 +156,7 @@ def prepare(model_path: Path, data_dir: Path, out_dir: Path, opts: DataOptions,
     once, kept in ``OUT/cache`` (or ``config.cache_dir``) for worker processes and resumed runs.
     A cache made with other settings (a shared ``cache_dir``) is made again."""
     source = load_model_source(model_path, model_options)
-    spec = opts.spec(source.input)
+    spec = source_spec(model_path, opts, source.input)
     raise_on_errors(check_layout(source.input, spec)
                     + check_double_normalisation(source.normalising_layers(), spec))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -321,7 +322,7 @@ def run_experiment(model_path, data_dir, out_dir, opts: DataOptions, config: Exp
     parts = plan_parts(data_dir, opts.dataset_type, config.eval_split)
     if parts:
         config = replace(config, calibration_split=parts[0], eval_split=parts[1])
-    if opts.preset == "auto":
+    if opts.preset == "auto" and not has_record(model_path):
         from int8lab.run import detect_preset
 
         opts, _ = detect_preset(load_model_source(model_path, model_options), data_dir,

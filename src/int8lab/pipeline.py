@@ -42,6 +42,7 @@ from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
 from int8lab.run import RunContext, resolve_run
+from int8lab.sidecar import Preprocessing, read_sidecar, resolve_preprocessing, tflite_input, validation_split
 from int8lab.progress import progress_enabled, track
 from int8lab.runtime import LiteRTModel, delegation
 from int8lab.tasks.registry import task_of_results
@@ -63,12 +64,14 @@ class ConvertResult:
 
 def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
                 labels_file: Path | None = None, allow_double_normalisation: bool = False,
-                validation_files: list[str] | None = None, detection: dict | None = None) -> ConvertResult:
+                held_out=None, detection: dict | None = None) -> ConvertResult:
     """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically.
 
     ``model`` is a path, an already loaded source (int8lab.model.source) or a job's resolved
     int8lab.run.RunContext (``data_dir`` and ``opts`` are then its own). With ``--preset auto`` the
-    preprocessing is detected first; ``detection`` is evidence already gathered."""
+    preprocessing is detected first; ``detection`` is evidence already gathered. ``held_out``:
+    the index of the images the model will be validated on (checked for overlap with the
+    calibration draw, and recorded, so that ``int8lab validate`` takes the same split)."""
     run = resolve_run(model, data_dir, opts, detection=detection)
     source, opts, spec, data_dir, detection = run.source, run.opts, run.spec, run.data_dir, run.detection
     mode, target_why = mode_for_target(mode, opts.target, spec)
@@ -88,10 +91,10 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
         generator = run.calibration_generator()
         first = generator.first_batch()
         findings += check_batch(first, spec)
-        if validation_files is not None:
+        if held_out is not None:
             chosen = [generator.index.describe(i) for i in generator.order]
             findings += check_overlap([str(Path(f).resolve()) for f in chosen],
-                                      [str(Path(f).resolve()) for f in validation_files])
+                                      [str(Path(held_out.describe(i)).resolve()) for i in range(len(held_out))])
     warnings = raise_on_errors(findings)
     labels = _labels(labels_file, generator, data_dir)
     task, converted_source, task_findings = resolve_task(source, first, spec, opts, mode, labels)
@@ -119,6 +122,9 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["task"] = task
     metadata["range_corrections"] = range_notes or None
     metadata["target"] = {"name": opts.target, "io": target_why, "form": task.get("form")}
+    if held_out is not None:
+        metadata["held_out"] = {"data_dir": str(Path(held_out.root).resolve()), "split": held_out.split,
+                                "count": len(held_out)}
     info = replace(info, size_bytes=write_model(output, content, metadata, opts.metadata))
     if opts.metadata and not metadata["tflite_metadata"]["written"]:
         warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
@@ -192,16 +198,28 @@ def resolve_task(source, sample: np.ndarray | None, spec: PreprocessSpec, opts: 
     return task, source, findings
 
 
-def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, split: str | None,
-                 out_dir: Path, labels: list[str] | None = None, dataset_type: str = "auto",
-                 progress: bool | None = None, task: str = "auto", ray_address: str | None = None,
-                 shards: int | None = None, index=None) -> dict:
+def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec | Preprocessing | None = None,
+                 split: str | None = None, out_dir: Path | None = None, labels: list[str] | None = None,
+                 dataset_type: str = "auto", progress: bool | None = None, task: str = "auto",
+                 ray_address: str | None = None, shards: int | None = None, index=None) -> dict:
     """Compare ``quantized`` with ``reference`` on every image of the split, as its task scores
     it (the sidecar's task, ``task``, or the output shape), in one streaming pass or, with
     ``ray_address``, in ``shards`` Ray tasks whose tallies merge exactly; write validation.json,
-    report.md and the task's figures into ``out_dir``. ``index``: the split, already discovered."""
+    report.md and the task's figures into ``out_dir`` (default: beside the model).
+
+    ``spec``: the preprocessing, or int8lab.sidecar's resolution of it (with its notes), or None
+    for the one the model's sidecar records. ``split``: None takes the split quantize validated
+    the model on, else test. ``index``: the split, already discovered."""
     from int8lab.tasks.registry import get_task, infer_task
 
+    quantized = Path(quantized)
+    if not isinstance(spec, Preprocessing):
+        spec = (resolve_preprocessing(quantized, DataOptions(), tflite_input(quantized)) if spec is None
+                else Preprocessing(spec, "given"))
+    preprocessing, spec = spec, spec.spec
+    if split is None and index is None:
+        split = validation_split(quantized, data_dir, dataset_type)
+    out_dir = Path(out_dir) if out_dir is not None else quantized.parent / f"{quantized.stem}_validation"
     reference_model = load_reference(reference) if not hasattr(reference, "predict") else reference
     quantized_model = LiteRTModel(quantized)
     sidecar = read_sidecar(quantized)
@@ -210,6 +228,7 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     scorer = get_task(name)
     generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
                                             progress=progress, progress_label="validation images", index=index)
+    split = generator.index.split
     plan = scorer.plan(generator.index, quantized_model, spec, labels, sidecar, data_dir)
     if ray_address:
         from int8lab.scale import ray_map, validate_shard
@@ -224,7 +243,9 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec, spl
     out_dir.mkdir(parents=True, exist_ok=True)
     results = scorer.finish(state, plan, out_dir)
     results.update(quantized_model=str(quantized), data=str(data_dir), split=split,
-                   reference_model=str(getattr(reference, "path", reference)))
+                   reference_model=str(getattr(reference, "path", reference)),
+                   preprocessing=preprocessing.as_dict())
+    results["warnings"] = [*preprocessing.notes, *(results.get("warnings") or [])]
     write_text_atomic(out_dir / "validation.json", json.dumps(results, indent=2) + "\n")
     write_text_atomic(out_dir / "report.md", validation_report({"validation": results, "conversion": sidecar}))
     return results
@@ -250,7 +271,7 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     labels = read_labels_file(labels_file) if labels_file else None
     held_out = run.held_out
     converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, mode, labels_file,
-                            allow_double_normalisation, [held_out.describe(i) for i in range(len(held_out))])
+                            allow_double_normalisation, held_out)
     task = converted.metadata["task"]["name"]
     if onnx:
         export_onnx(source, out_dir / "model.onnx")
@@ -413,12 +434,6 @@ def export_onnx(source, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def read_sidecar(model_path: Path) -> dict:
-    """The ``.tflite.json`` int8lab wrote beside a model, or {} for a model from elsewhere."""
-    sidecar = Path(f"{model_path}.json")
-    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
 
 
 def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,

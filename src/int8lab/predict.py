@@ -8,19 +8,9 @@ import numpy as np
 
 from int8lab import imageops
 from int8lab.atomic import atomic_write
-from int8lab.errors import UsageError
-from int8lab.pipeline import read_sidecar
+from int8lab.sidecar import read_sidecar
 from int8lab.preprocess import PreprocessSpec
 from int8lab.runtime import LiteRTModel
-
-
-def saved_spec(model_path: str | Path) -> PreprocessSpec:
-    """The preprocessing spec int8lab saved beside the model (``MODEL.tflite.json``)."""
-    metadata = read_sidecar(Path(model_path))
-    if not metadata.get("preprocessing"):
-        raise UsageError(f"{model_path}.json (written by int8lab convert/quantize) is missing, so "
-                         f"the preprocessing is unknown; give the preprocessing flags")
-    return PreprocessSpec.from_dict(metadata["preprocessing"])
 
 
 def predict_images(model_path: str | Path, images: list[Path], spec: PreprocessSpec,
@@ -36,10 +26,6 @@ def predict_images(model_path: str | Path, images: list[Path], spec: PreprocessS
     labels = labels if labels is not None else sidecar.get("labels") or []
     task = infer_task(tuple(model.output["shape"]), (sidecar.get("task") or {}).get("name") or "auto")
     layout = None
-    if task == "detect":
-        from int8lab.tasks.detect import layout_of
-
-        layout = layout_of(model, sidecar, spec, labels)
     pixel_spec = spec.as_dict()
     results = []
     for image in images:
@@ -48,6 +34,10 @@ def predict_images(model_path: str | Path, images: list[Path], spec: PreprocessS
         except imageops.ImageDecodeError as exc:
             results.append({"image": str(image), "error": exc.reason})
             continue
+        if task == "detect" and layout is None:
+            from int8lab.tasks.detect import layout_of
+
+            layout = layout_of(model, sidecar, spec, labels, tensor)
         output = model.invoke(tensor[np.newaxis])
         if layout is not None:
             results.append(_detections(Path(image), output[0], layout, pixel_spec, labels, draw_dir))

@@ -15,6 +15,7 @@ from int8lab.data.discovery import DatasetIndex, discover, plan_parts
 from int8lab.errors import UsageError
 from int8lab.model.source import load_model_source
 from int8lab.preprocess import PreprocessSpec
+from int8lab.sidecar import has_record, source_spec
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ def resolve_run(model, data_dir, opts: DataOptions, eval_split: str | None = Non
         parts = plan_parts(data_dir, opts.dataset_type, eval_split)
         if parts:
             opts, eval_split = replace(opts, split=parts[0]), parts[1]
-    if opts.preset == "auto":
+    if opts.preset == "auto" and not has_record(model):
         opts, detection = detect_preset(source, data_dir, opts)
-    return RunContext(source, Path(data_dir) if data_dir is not None else None, opts, opts.spec(source.input),
+    spec = source_spec(model, opts, source.input)
+    return RunContext(source, Path(data_dir) if data_dir is not None else None, opts, spec,
                       detection, eval_split, parts)
 
 

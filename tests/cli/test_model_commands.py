@@ -37,6 +37,19 @@ def test_validate_on_the_quantize_output_gives_the_same_figures(quantized, fashi
     for key in ("top1_agreement", "accuracy_reference", "accuracy_quantized", "num_images"):
         assert again[key] == summary["validation"][key]
     assert (tmp_path / "report.md").is_file()
+    assert "(as the model's sidecar records it)" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_validate_names_an_override_in_the_warnings_and_the_report(quantized, fashion_model, fashion_dir, tmp_path):
+    out, summary = quantized
+    result = int8lab("validate", out / "model_int8.tflite", "--reference", fashion_model, "--data", fashion_dir,
+                     "--preset", "tf", "--override-preprocessing", "-o", tmp_path, "-q", "--json")
+    again = json.loads(result.stdout)
+    assert again["preprocessing"]["origin"] == "recorded, overridden"
+    assert any("--preset tf" in w and "where the model has preset unit" in w for w in again["warnings"])
+    assert again["top1_agreement"] != summary["validation"]["top1_agreement"]
+    assert "**not** what the model's sidecar records" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.slow

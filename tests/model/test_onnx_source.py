@@ -217,6 +217,19 @@ OPERATOR_GRAPHS = [
     ("tf2onnx resizes: Resize linear with asymmetric coordinates", [
         helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear", coordinate_transformation_mode="asymmetric")],
      [_const("scales", [1.0, 1.0, 2.0, 1.5])], 17),
+    ("nearest resizes as tf2onnx, Darknet and TF write them: half_pixel, pytorch_half_pixel, align_corners, "
+     "tf_half_pixel_for_nn, asymmetric with each rounding", [
+        *(helper.make_node("Resize", ["x", "", "scales"], [f"r{k}"], mode="nearest", coordinate_transformation_mode=t,
+                           nearest_mode=r)
+          for k, (t, r) in enumerate([("half_pixel", "round_prefer_floor"), ("pytorch_half_pixel", "floor"),
+                                      ("align_corners", "round_prefer_ceil"), ("tf_half_pixel_for_nn", "ceil"),
+                                      ("asymmetric", "round_prefer_floor")])),
+        helper.make_node("Sum", [f"r{k}" for k in range(5)], ["y"])],
+     [_const("scales", [1.0, 1.0, 2.0, 3.0])], 17),
+    ("nearest resize to a size that is no whole multiple", [
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
+                         coordinate_transformation_mode="half_pixel")],
+     [_const("sizes", [1, 3, 13, 5], TensorProto.INT64)], 17),
     ("rounding and masks: Floor, Ceil, Round, Sign, GreaterOrEqual, LessOrEqual, And, Or, Xor", [
         helper.make_node("Mul", ["x", "four"], ["x4"]), helper.make_node("Floor", ["x4"], ["fl"]),
         helper.make_node("Ceil", ["x4"], ["ce"]), helper.make_node("Round", ["x4"], ["ro"]),
@@ -254,6 +267,20 @@ def test_opset_9_upsample_matches_onnx_runtime(tmp_path):
     reference = source.predict(x)
     assert np.abs(rebuilt_outputs(source, x) - reference).max() < 1e-5
     assert np.abs(LiteRTModel(convert(source, "none")).predict(x) - reference).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_a_whole_number_half_pixel_nearest_resize_is_one_tflite_resize(tmp_path):
+    """tf2onnx's and Darknet converters' upsampling (half_pixel, round_prefer_floor, scale 2) picks
+    the rows asymmetric/floor does: TFLite's RESIZE_NEAREST_NEIGHBOR, not a gather."""
+    from int8lab.model.convert import convert
+    from int8lab.model.tflite_info import inspect_tflite
+
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                              coordinate_transformation_mode="half_pixel")]
+    source = load_model_source(_graph_model(tmp_path, nodes, [_const("scales", [1.0, 1.0, 2.0, 2.0])]))
+    histogram = inspect_tflite(convert(source, "none")).op_histogram
+    assert "RESIZE_NEAREST_NEIGHBOR" in histogram and "GATHER" not in histogram
 
 
 @pytest.mark.parametrize("form", ["torch", "half first"])

@@ -90,3 +90,34 @@ def test_a_keras_nearest_upsampling_becomes_one_resize_nearest_neighbor():
     rng = np.random.default_rng(3)
     batches = [[rng.normal(size=(1, 4, 5, 3)).astype(np.float32)] for _ in range(8)]
     assert inspect_tflite(quantize_tflite(content, "int8", lambda: iter(batches))).float_ops == []
+
+
+def test_reduce_max_becomes_a_max_pool_with_the_same_outputs_and_quantizes_fully_integer():
+    """YOLO-World's adaptive max pools (a max over one spatial axis, kept) and an attention's max
+    over its keys (the last axis, dropped): MAX_POOL_2D between reshapes, exact, integer, in XNNPACK."""
+    import tensorflow as tf
+
+    from int8lab.model.aeq import quantize_tflite, with_signature
+    from int8lab.model.op_rewrite import quantizable_ops
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.runtime import LiteRTModel, delegation
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 6, 5, 4), tf.float32)])
+    def pools(x):
+        rows = tf.reduce_max(x, axis=1, keepdims=True)  # [1, 1, 5, 4]
+        keys = tf.reduce_max(x, axis=-1)  # [1, 6, 5]
+        area = tf.reduce_max(x, axis=[1, 2])  # [1, 4]
+        return tf.nn.relu(rows + keys[..., None] + area[:, None, None, :])
+
+    content = with_signature(tf.lite.TFLiteConverter.from_concrete_functions([pools.get_concrete_function()],
+                                                                             pools).convert())
+    assert _kinds(content).count("REDUCE_MAX") == 3
+    rewritten, counts = quantizable_ops(content)
+    assert counts == {"REDUCE_MAX": 3} and "REDUCE_MAX" not in _kinds(rewritten)
+    x = np.random.default_rng(4).normal(size=(1, 6, 5, 4)).astype(np.float32)
+    assert np.array_equal(LiteRTModel(rewritten).predict(x), LiteRTModel(content).predict(x))
+    rng = np.random.default_rng(5)
+    batches = [[rng.normal(size=(1, 6, 5, 4)).astype(np.float32)] for _ in range(8)]
+    quantized = quantize_tflite(content, "int8", lambda: iter(batches))
+    assert inspect_tflite(quantized).float_ops == []
+    assert not [kind for kind, _ in delegation(quantized).fallback_ops() if kind == "MAX_POOL_2D"]

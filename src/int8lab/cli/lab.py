@@ -30,8 +30,9 @@ def bench_command(
     from int8lab.benchmark import bench_models
     from int8lab.cpu import cpu_info
     from int8lab.runtime import Delegation
+    from int8lab.sidecar import recorded_spec
 
-    rows = bench_models(models, threads, runs, warmup)
+    rows = bench_models(models, threads, runs, warmup, [recorded_spec(m) for m in models])
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from int8lab.cli.options import data_options
+from int8lab.cli.options import data_options, preprocessing_options
 from int8lab.config import DataOptions
 from int8lab.errors import UsageError
 from int8lab.model.convert import MODES
@@ -108,21 +108,25 @@ def validate_command(
     *,
     opts: DataOptions,
 ):
-    """Compare a quantized model with its float reference on held-out images."""
-    from int8lab.pipeline import validate_job
+    """Compare a quantized model with its float reference on held-out images, preprocessed as the
+    model's sidecar records (flags that disagree are refused: --override-preprocessing)."""
+    from dataclasses import replace
 
-    source = load_source(reference, opts, arch, io_layout)
-    spec = opts.spec(source.input) if opts.preprocessing_given() else _spec_or(quantized, opts, source)
-    split = opts.split or ("test" if (data / "test").is_dir() else None)
-    out_dir = output or quantized.parent / f"{quantized.stem}_validation"
-    results = validate_job(quantized, source, data, spec, split, out_dir,
+    from int8lab.pipeline import validate_job
+    from int8lab.sidecar import resolve_preprocessing, tflite_input
+
+    preprocessing = resolve_preprocessing(quantized, opts, tflite_input(quantized))
+    spec = preprocessing.spec
+    source = load_source(reference, replace(opts, input_size=spec.input_size, channels=spec.channels), arch,
+                         io_layout)
+    results = validate_job(quantized, source, data, preprocessing, opts.split, output,
                            read_labels_file(labels) if labels else None, opts.dataset_type,
                            not opts.quiet, opts.task, ray_address, shards)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
     _print_validation(results)
-    typer.echo(f"report: {out_dir / 'report.md'}")
+    typer.echo(f"report: {Path(output or quantized.parent / f'{quantized.stem}_validation') / 'report.md'}")
 
 
 @data_options
@@ -223,6 +227,7 @@ def diagnose_command(
     typer.echo(f"on the graph: model-explorer {output}/model_int8.tflite --node_data_paths={output}/layers_node_data.json")
 
 
+@preprocessing_options
 def predict_command(
     model: Path = typer.Argument(..., help="A .tflite written by int8lab (its .json holds the preprocessing)."),
     images: list[Path] = typer.Argument(..., help="Image files."),
@@ -232,12 +237,15 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     output: Path = typer.Option(Path("int8lab_predictions"), "-o", "--output",
                                 help="Detectors: where IMAGE_boxes.png (boxes and labels drawn) is written."),
+    *,
+    opts: DataOptions,
 ):
     """Top-k classes, or a detector's boxes (printed and drawn), for image files, preprocessed
-    exactly as calibration was."""
-    from int8lab.predict import predict_images, saved_spec
+    exactly as calibration was (the sidecar's record; a model without one takes the flags)."""
+    from int8lab.predict import predict_images
 
-    results = predict_images(model, images, saved_spec(model),
+    preprocessing = _model_preprocessing(model, opts)
+    results = predict_images(model, images, preprocessing.spec,
                              read_labels_file(labels) if labels else None, top_k, threads, output)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
@@ -253,27 +261,32 @@ def predict_command(
             typer.echo(result["image"] + "  " + "  ".join(f"{t['label']} {t['score']:.4f}" for t in result["top"]))
 
 
+@preprocessing_options
 def snippet_command(
     model: Path = typer.Argument(..., help="A .tflite written by int8lab."),
     output: Path = typer.Option(None, "-o", "--output", help="File to write (default: MODEL_infer.py beside it)."),
+    *,
+    opts: DataOptions,
 ):
-    """Write a ready Python inference file (numpy, Pillow, ai-edge-litert) for the model."""
-    from int8lab.predict import saved_spec
+    """Write a ready Python inference file (numpy, Pillow, ai-edge-litert) for the model, with the
+    preprocessing its sidecar records (a model without one takes the flags)."""
     from int8lab.snippet import write_snippet
 
     output = output or model.with_name(f"{model.stem}_infer.py")
-    path = write_snippet(model, output, saved_spec(model))
+    path = write_snippet(model, output, _model_preprocessing(model, opts).spec)
     typer.echo(f"wrote {path}: python {path} IMAGE...")
 
 
-def _spec_or(quantized: Path, opts: DataOptions, source):
-    """The saved spec of an int8lab model; for a model from elsewhere, the flags' spec."""
-    from int8lab.predict import saved_spec
+def _model_preprocessing(model: Path, opts: DataOptions):
+    """The model's preprocessing (int8lab.sidecar), its notes printed as warnings."""
+    from int8lab.sidecar import resolve_preprocessing, tflite_input
 
-    try:
-        return saved_spec(quantized)
-    except UsageError:
-        return opts.spec(source.input)
+    if not model.is_file():
+        raise UsageError(f"{model} does not exist")
+    preprocessing = resolve_preprocessing(model, opts, tflite_input(model))
+    for note in preprocessing.notes:
+        err.print(f"[yellow]warning[/yellow] {escape(note)}")
+    return preprocessing
 
 
 def _print_warnings(findings) -> None:

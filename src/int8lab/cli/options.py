@@ -13,7 +13,7 @@ from typing import get_type_hints
 
 import typer
 
-from int8lab.config import DataOptions
+from int8lab.config import PREPROCESSING_FIELDS, DataOptions
 
 _HELP = {
     "dataset_type": ("--dataset-type", "auto | classification | detection | folder | npy."),
@@ -25,17 +25,22 @@ _HELP = {
                                "greedy on thumbnails)."),
     "only_class": ("--only-class", "Draw from this one class only (imbalanced calibration)."),
     "input_size": ("--input-size", "Input height and width (default: the model's, else 224 224)."),
-    "resize": ("--resize", "stretch | letterbox (pad 114) | center-crop."),
-    "crop_pct": ("--crop-pct", "Centre-crop fraction (resize to size/crop_pct, then crop)."),
-    "interpolation": ("--interpolation", "bilinear | bicubic | nearest | area | lanczos."),
-    "color": ("--color", "rgb | bgr channel order."),
+    "resize": ("--resize", "stretch (default) | letterbox (pad 114) | center-crop."),
+    "crop_pct": ("--crop-pct", "Centre-crop fraction (resize to size/crop_pct, then crop; default 0.875)."),
+    "interpolation": ("--interpolation", "bilinear (default) | bicubic | nearest | area | lanczos."),
+    "color": ("--color", "rgb (default) | bgr channel order."),
     "channels": ("--channels", "1 (grayscale) or 3 (default: the model's, else 3)."),
     "preset": ("--preset", "imagenet (default) | tf ([-1,1]) | unit ([0,1]) | raw (0-255) | auto (detect it with "
                           "the model on labelled images; convert/quantize/experiment)."),
     "mean": ("--mean", "Per-channel mean in [0,1] units, e.g. 0.485,0.456,0.406 (overrides the preset)."),
     "std": ("--std", "Per-channel std in [0,1] units (overrides the preset)."),
     "layout": ("--layout", "nhwc | nchw (default: the model's, else nhwc)."),
-    "jpeg_draft": ("--jpeg-draft/--no-jpeg-draft", "Let JPEG decoding downscale in the DCT domain (faster)."),
+    "jpeg_draft": ("--jpeg-draft/--no-jpeg-draft", "Let JPEG decoding downscale in the DCT domain (faster; "
+                   "the default)."),
+    "override_preprocessing": ("--override-preprocessing", "Use these preprocessing flags although the model's "
+                               "sidecar .json records other preprocessing (each difference is named in a warning "
+                               "and the report). Without it they are refused: by default every preprocessing "
+                               "setting a flag leaves open comes from the record."),
     "workers": ("--workers", "Decoding threads (default: CPU count, at most 8)."),
     "quiet": ("--quiet", "Hide progress bars."),
     "task": ("--task", "auto (from the float model's output shape) | classify | detect."),
@@ -52,15 +57,17 @@ _HELP = {
 }
 
 
-def _shared_parameters() -> list[inspect.Parameter]:
+def _shared_parameters(names: tuple[str, ...] | None = None) -> list[inspect.Parameter]:
     hints = get_type_hints(DataOptions)
     params = []
     for field in fields(DataOptions):
+        if names is not None and field.name not in names:
+            continue
         flag, help_text = _HELP[field.name]
-        names = [flag] + (["-q"] if field.name == "quiet" else [])
+        flags = [flag] + (["-q"] if field.name == "quiet" else [])
         params.append(inspect.Parameter(
             field.name, inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(field.default, *names, help=help_text,
+            default=typer.Option(field.default, *flags, help=help_text,
                                  metavar="H W" if field.name == "input_size" else None,
                                  rich_help_panel="Data and preprocessing"),
             annotation=hints[field.name],
@@ -68,11 +75,11 @@ def _shared_parameters() -> list[inspect.Parameter]:
     return params
 
 
-def data_options(command):
-    """Give ``command(..., opts: DataOptions)`` the shared data options as CLI flags."""
+def data_options(command, names: tuple[str, ...] | None = None):
+    """Give ``command(..., opts: DataOptions)`` the shared data options (or only ``names``) as CLI flags."""
     signature = inspect.signature(command)
     own = [p for p in signature.parameters.values() if p.name != "opts"]
-    shared = _shared_parameters()
+    shared = _shared_parameters(names)
     names = [p.name for p in shared]
 
     @functools.wraps(command)
@@ -82,3 +89,8 @@ def data_options(command):
 
     wrapper.__signature__ = signature.replace(parameters=own + shared)
     return wrapper
+
+
+def preprocessing_options(command):
+    """Give a command that reads one model and a few images the preprocessing flags only."""
+    return data_options(command, (*PREPROCESSING_FIELDS, "override_preprocessing"))

@@ -121,6 +121,22 @@ def plan_parts(path: str | Path, dataset_type: str, eval_split: str) -> tuple[st
     return CALIBRATION_PART, HELD_OUT_PART
 
 
+def has_split(path: str | Path, dataset_type: str, split: str) -> bool:
+    """Whether the data holds ``split`` (a split folder, a YOLO layout's images/<split>/ or its
+    data.yaml entry), found without listing any image."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return False
+    if dataset_type == "auto":
+        dataset_type = detect_dataset_type(path)
+    if dataset_type == "detection":
+        yaml_path = _data_yaml(path)
+        if yaml_path is not None:  # discovery reads a data.yaml's entries only
+            return bool((yaml.safe_load(yaml_path.read_text()) or {}).get(split))
+        return (path / "images" / split).is_dir()
+    return dataset_type in ("classification", "folder") and (path / split).is_dir()
+
+
 def detect_dataset_type(path: Path) -> str:
     if path.is_file():
         if path.suffix.lower() == ".npy":

@@ -157,15 +157,32 @@ def _op_table():
         scales = m.static(x[2]).tolist() if len(x) > 2 and x[2] is not None and m.static(x[2]).size else None
         size = tuple(int(v) for v in sizes[2:]) if sizes else None
         factor = None if size else tuple(float(v) for v in scales[2:])
-        if mode == "nearest" and transform == "asymmetric" and _text(a.get("nearest_mode", "floor")) == "floor":
-            return F.interpolate(x[0], size=size, scale_factor=factor, mode="nearest")
+        if mode == "nearest":
+            size = size or tuple(int(n * f) for n, f in zip(x[0].shape[2:], factor))
+            return nearest(x[0], size, factor, transform, _text(a.get("nearest_mode", "round_prefer_floor")))
         if mode == "linear" and transform == "asymmetric":
             return asymmetric_linear(x[0], size or tuple(int(n * f) for n, f in zip(x[0].shape[2:], factor)))
         if mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel", "align_corners"):
             return F.interpolate(x[0], size=size, scale_factor=factor, mode="bilinear",
                                  align_corners=transform == "align_corners")
         raise UsageError(f"Resize with mode {mode} and coordinate_transformation_mode {transform} is not "
-                         f"supported (nearest/asymmetric/floor and linear/half_pixel/align_corners/asymmetric are)")
+                         f"supported (nearest with any coordinates, linear with half_pixel/align_corners/asymmetric "
+                         f"are)")
+
+    def nearest(data, size, factor, transform, rounding):
+        """Nearest Resize as ONNX defines it for each coordinate transform and rounding. Where the
+        source rows are those of a whole-number upsampling (half_pixel at any whole scale: what
+        tf2onnx and Darknet converters write), one torch nearest interpolate, which becomes TFLite's
+        RESIZE_NEAREST_NEIGHBOR; otherwise a gather of the rows and columns ONNX picks."""
+        picks = [_nearest_sources(n, out, f, transform, rounding)
+                 for n, out, f in zip(data.shape[2:], size, factor or (None,) * len(size))]
+        if all(out % n == 0 and np.array_equal(pick, np.arange(out) // (out // n))
+               for pick, n, out in zip(picks, data.shape[2:], size)):
+            return F.interpolate(data, size=tuple(size), mode="nearest")
+        for axis, pick in zip((2, 3), picks):
+            if not np.array_equal(pick, np.arange(data.shape[axis])):
+                data = torch.index_select(data, axis, torch.from_numpy(pick))
+        return data
 
     def pow_(m, x, a):
         """YOLOv5's (2 sigmoid)^2 anchor scaling: a constant exponent, 2 as a product."""
@@ -393,6 +410,29 @@ def _op_table():
         "Identity": lambda m, x, a: x[0],
         "Dropout": lambda m, x, a: x[0],
     }
+
+
+def _nearest_sources(n: int, out: int, scale: float | None, transform: str, rounding: str) -> np.ndarray:
+    """The source index of each output row of ONNX's nearest Resize (its coordinate transform, then
+    its nearest_mode), clamped to the input."""
+    scale = scale or out / n
+    d = np.arange(out, dtype=np.float64)
+    if transform in ("half_pixel", "tf_half_pixel_for_nn") or (transform == "pytorch_half_pixel" and out > 1):
+        where = (d + 0.5) / scale - (0.5 if transform != "tf_half_pixel_for_nn" else 0.0)
+    elif transform == "pytorch_half_pixel":
+        where = np.zeros(out)
+    elif transform == "align_corners":
+        where = d * (n - 1) / (out - 1) if out > 1 else np.zeros(out)
+    elif transform == "asymmetric":
+        where = d / scale
+    else:
+        raise UsageError(f"Resize with coordinate_transformation_mode {transform} is not supported")
+    rounders = {"floor": np.floor, "ceil": np.ceil,
+                "round_prefer_floor": lambda v: np.where(v - np.floor(v) == 0.5, np.floor(v), np.round(v)),
+                "round_prefer_ceil": lambda v: np.floor(v + 0.5)}
+    if rounding not in rounders:
+        raise UsageError(f"Resize with nearest_mode {rounding} is not supported")
+    return np.clip(rounders[rounding](where), 0, n - 1).astype(np.int64)
 
 
 def _cast_types() -> dict:

@@ -7,6 +7,9 @@ With static shapes both are data movement that its supported ops express exactly
 
 - EXPAND_DIMS is a RESHAPE to its output shape;
 - TILE that only repeats along axes of size 1 is a BROADCAST_TO its output shape;
+- REDUCE_MAX (YOLO-World's adaptive max pools, an attention's max over its keys; ai-edge-quantizer
+  has no recipe for it) over adjacent axes is a MAX_POOL_2D of a [1, before, reduced, after]
+  reshape, with a window spanning the reduced axes, reshaped back;
 - and the whole repeat of a nearest upsampling (reshape, tile rows, reshape, tile columns,
   reshape) is one RESIZE_NEAREST_NEIGHBOR, as the PyTorch/ONNX route writes it: the four
   BROADCAST_TO would run on LiteRT's slow built-in kernels (the example detector in Keras: int8
@@ -38,8 +41,11 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
         upsamplings = _fuse_nearest_upsampling(model, graph)
         if upsamplings:
             counts["UPSAMPLING"] = upsamplings
-        for op in graph.operators:
+        for op in list(graph.operators):
             kind = _op_name(model, op)
+            if kind == "REDUCE_MAX" and _reduce_max_as_pool(model, graph, op):
+                counts[kind] = counts.get(kind, 0) + 1
+                continue
             out = graph.tensors[op.outputs[0]].shape
             if out is None or len(out) == 0 or np.any(np.asarray(out) <= 0):
                 continue
@@ -56,6 +62,66 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     if not counts:
         return content, {}
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), counts
+
+
+def _reduce_max_as_pool(model, graph, op) -> bool:
+    """Replace a REDUCE_MAX over adjacent axes of a static tensor by RESHAPE [1, before, reduced,
+    after] -> MAX_POOL_2D (window 1 x reduced) -> RESHAPE to its output; False where it cannot."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    source, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    axes_tensor = graph.tensors[op.inputs[1]]
+    data = model.buffers[axes_tensor.buffer].data
+    if source.shape is None or out.shape is None or data is None or len(data) == 0 \
+            or np.any(np.asarray(source.shape) <= 0) or np.any(np.asarray(out.shape) <= 0):
+        return False
+    shape = [int(v) for v in source.shape]
+    axes = sorted({int(a) % len(shape) for a in np.frombuffer(bytes(data), _int_type(axes_tensor.type))})
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        return False
+    before, reduced, after = (int(np.prod(shape[:axes[0]])), int(np.prod(shape[axes[0]:axes[-1] + 1])),
+                              int(np.prod(shape[axes[-1] + 1:])))
+    name = _name(out)
+    pool_in = _new_tensor(graph, f"{name}/pool_input", [1, before, reduced, after], source.type)
+    pool_out = _new_tensor(graph, f"{name}/pool", [1, before, 1, after], source.type)
+    options = schema.Pool2DOptionsT()
+    options.padding, options.strideH, options.strideW = schema.Padding.VALID, 1, 1
+    options.filterHeight, options.filterWidth = 1, reduced
+    into = _reshape_op(model, graph, op.inputs[0], pool_in, [1, before, reduced, after])
+    back = _reshape_op(model, graph, pool_out, op.outputs[0], [int(v) for v in out.shape])
+    op.opcodeIndex = _opcode(model, schema.BuiltinOperator.MAX_POOL_2D)
+    op.inputs, op.outputs = [pool_in], [pool_out]
+    op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.Pool2DOptions, options
+    at = graph.operators.index(op)
+    graph.operators[at:at + 1] = [into, op, back]
+    return True
+
+
+def _new_tensor(graph, name: str, shape: list[int], tensor_type: int) -> int:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    tensor = schema.TensorT()
+    tensor.name, tensor.shape, tensor.type, tensor.buffer = name, list(shape), tensor_type, 0
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _reshape_op(model, graph, source: int, target: int, shape: list[int]):
+    """A RESHAPE of tensor ``source`` into tensor ``target`` of ``shape``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    op = schema.OperatorT()
+    op.inputs, op.outputs = [source], [target]
+    _retarget(model, graph, op, schema.BuiltinOperator.RESHAPE, shape, schema.BuiltinOptions.ReshapeOptions,
+              schema.ReshapeOptionsT())
+    op.builtinOptions.newShape = list(shape)
+    return op
+
+
+def _int_type(tensor_type: int):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return np.int64 if tensor_type == schema.TensorType.INT64 else np.int32
 
 
 def _fuse_nearest_upsampling(model, graph) -> int:
@@ -122,14 +188,12 @@ def _drop_unused_tensors(model, graph) -> None:
 
 
 def _repeats_size_one_axes(model, graph, op) -> bool:
-    from tensorflow.lite.python import schema_py_generated as schema
-
     source = graph.tensors[op.inputs[0]].shape
     multiples = graph.tensors[op.inputs[1]]
     data = model.buffers[multiples.buffer].data
     if source is None or data is None or len(data) == 0:
         return False
-    repeats = np.frombuffer(bytes(data), np.int64 if multiples.type == schema.TensorType.INT64 else np.int32)
+    repeats = np.frombuffer(bytes(data), _int_type(multiples.type))
     return len(repeats) == len(source) and all(r == 1 or s == 1 for r, s in zip(repeats, source))
 
 

@@ -30,8 +30,10 @@ def validation_report(summary: dict) -> str:
         lines.append(f"- calibrated on {calibration['count']} images of split `{calibration['split']}` "
                      f"({calibration['strategy']}, seed {calibration['seed']})")
     lines.append(f"- validated on {v['num_images']} images of split `{v['split']}` in `{v['data']}`")
-    if conversion.get("preprocessing"):
-        lines.append(f"- preprocessing: {_spec_line(conversion['preprocessing'])}")
+    used = (v.get("preprocessing") or {}).get("spec") or conversion.get("preprocessing")
+    if used:
+        origin = _ORIGINS.get((v.get("preprocessing") or {}).get("origin"), "")
+        lines.append(f"- preprocessing: {_spec_line(used)}{origin}")
     if conversion.get("preprocessing_detection"):
         from int8lab.preset_detection import evidence_table
 
@@ -206,6 +208,12 @@ def recovery_section(r: dict, summary: dict) -> list[str]:
     lines += [f"{k}. `{name.split(';')[0]}` (drop after: {step['drop']:.2f})"
               for k, (name, step) in enumerate(zip(r["float_tensors"], r["steps"][1:]), 1)]
     return lines + ["", "Per-layer ranking: [layers.md](layers.md), [layers.csv](layers.csv), ![layers](layers.png)"]
+
+
+_ORIGINS = {"recorded": " (as the model's sidecar records it)",
+            "recorded, overridden": " (**not** what the model's sidecar records: see the warnings)",
+            "flags": " (from the flags: the model has no sidecar)",
+            "defaults": " (int8lab's defaults: the model has no sidecar; see the warnings)"}
 
 
 def _spec_line(spec: dict) -> str:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from int8lab import imageops
 from int8lab.data.loader import chunked
 from int8lab.data.tensor_store import RowReader, row_writer
 from int8lab.errors import UsageError
-from int8lab.imageops import upright_size
 from int8lab.tasks import boxes as box_ops
 from int8lab.tasks.boxes import box_iou, to_original, xywh_to_xyxy
 from int8lab.tasks.detection_metrics import DetectionAccumulator
@@ -185,7 +185,7 @@ def evaluate_samples(reference, quantized, samples, files, spec: dict, reference
         outputs = reference.predict(batch), quantized.predict(batch)
         for k, (index, _) in enumerate(chunk):
             path = Path(files[index])
-            size = upright_size(path)
+            size = imageops.upright_size(path)
             ref, quant = (_in_original(decode(out[k], layout, MAP_CONFIDENCE), size, spec)
                           for out, layout in zip(outputs, (reference_layout, quantized_layout)))
             if labelled:
@@ -355,7 +355,7 @@ def experiment_metrics(native, model, eval_set, task: dict, spec, out_dir, title
 def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
     """What every shard needs to score its images: the files, both layouts, the class names."""
     names = labels or dataset_names(data_dir)
-    quantized_layout = layout_of(quantized, sidecar, spec, names)
+    quantized_layout = layout_of(quantized, sidecar, spec, names, first_tensor(index, spec))
     source = ((sidecar or {}).get("task") or {}).get("source_layout")  # before a target's output form
     reference_layout = replace(DetectionLayout.from_dict(source), nms=quantized_layout.nms).with_boxes("pixels") \
         if source else quantized_layout.with_boxes("pixels")
@@ -363,6 +363,16 @@ def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
     return {"files": files, "spec": spec.as_dict(), "quantized_layout": quantized_layout,
             "reference_layout": reference_layout, "labelled": labelled_split(files),
             "class_names": names}
+
+
+def first_tensor(index, spec) -> np.ndarray | None:
+    """The first decodable image of ``index`` as the model takes it (None if there is none)."""
+    for file in index.files[:10]:
+        try:
+            return imageops.load_tensor(file, spec.as_dict())
+        except imageops.ImageDecodeError:
+            continue
+    return None
 
 
 def accumulate(reference, quantized, generator, plan: dict) -> State:
@@ -384,13 +394,25 @@ def finish(state: State, plan: dict, out_dir: Path) -> dict:
     return {**results, "class_names": plan["class_names"], "skipped_files": state.skipped}
 
 
-def layout_of(quantized, sidecar: dict | None, spec, names: list[str]) -> DetectionLayout:
-    """The layout int8lab recorded beside the model, else read from its output shape."""
+NORMALISED_BOX_LIMIT = 4.0  # every anchor's box within this, on a sample, is in fractions of the input (pixel
+# boxes span the input: their centres cover the anchor grid)
+
+
+def layout_of(quantized, sidecar: dict | None, spec, names: list[str], sample: np.ndarray | None = None) -> DetectionLayout:
+    """The layout int8lab recorded beside the model, else read from its output shape, with the
+    box unit read from its output on ``sample`` (one input tensor): Ultralytics' own int8 exports
+    give boxes as fractions of the input size."""
     recorded = ((sidecar or {}).get("task") or {}).get("layout")
     if recorded:
         return DetectionLayout.from_dict(recorded)
     shape = tuple(int(d) for d in quantized.output["shape"])
-    return resolve_layout(shape, spec.input_size, len(names) or None)
+    layout = resolve_layout(shape, spec.input_size, len(names) or None)
+    if sample is not None:
+        rows = quantized.invoke(sample[np.newaxis])[0]
+        rows = rows if layout.channel_axis == 2 else rows.T
+        if np.abs(rows[:, :4]).max() <= NORMALISED_BOX_LIMIT < min(spec.input_size) / 8:
+            layout = layout.with_boxes("normalized")
+    return layout
 
 
 def _pct(value) -> str:
