@@ -1,4 +1,5 @@
-"""EXPAND_DIMS and TILE rewritten as the RESHAPE and BROADCAST_TO ai-edge-quantizer quantizes."""
+"""Ops ai-edge-quantizer leaves float (EXPAND_DIMS, TILE, a nearest upsampling's chain, REDUCE_MAX)
+rewritten as equal ones it quantizes."""
 
 from __future__ import annotations
 
@@ -118,6 +119,10 @@ def test_reduce_max_becomes_a_max_pool_with_the_same_outputs_and_quantizes_fully
     assert np.array_equal(LiteRTModel(rewritten).predict(x), LiteRTModel(content).predict(x))
     rng = np.random.default_rng(5)
     batches = [[rng.normal(size=(1, 6, 5, 4)).astype(np.float32)] for _ in range(8)]
-    quantized = quantize_tflite(content, "int8", lambda: iter(batches))
+    notes = {}
+    quantized = quantize_tflite(content, "int8", lambda: iter(batches), notes=notes)
     assert inspect_tflite(quantized).float_ops == []
     assert not [kind for kind, _ in delegation(quantized).fallback_ops() if kind == "MAX_POOL_2D"]
+    from int8lab.report.markdown import correction_lines
+
+    assert any("3 REDUCE_MAX op(s) rewritten as MAX_POOL_2D" in line for line in correction_lines(notes))

@@ -26,6 +26,9 @@ import numpy as np
 
 PLACEHOLDER_FOR_GREATER_OP_CODES = 127  # the deprecated byte's value for builtin codes above it
 FIRST_VERSION = {"BROADCAST_TO": 2}  # LiteRT registers BROADCAST_TO from version 2 (float and int8)
+REWRITTEN_AS = {"EXPAND_DIMS": "RESHAPE", "TILE": "BROADCAST_TO",
+                "UPSAMPLING": "RESIZE_NEAREST_NEIGHBOR (a nearest upsampling's reshape/tile chain)",
+                "REDUCE_MAX": "MAX_POOL_2D (between reshapes)"}  # what quantizable_ops' counts became
 
 
 def quantizable_ops(content: bytes) -> tuple[bytes, dict]:

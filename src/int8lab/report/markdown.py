@@ -143,10 +143,11 @@ def correction_lines(c: dict) -> list[str]:
                         f"built-in kernels and splits XNNPACK's partitions; {timing}" if refused["kept"] else
                         f"that XNNPACK refused in int8 stay int8: in float they measured no faster ({timing})"))
     if c.get("rewritten_ops"):
-        twins = {"EXPAND_DIMS": "RESHAPE", "TILE": "BROADCAST_TO",
-                 "UPSAMPLING": "RESIZE_NEAREST_NEIGHBOR (a nearest upsampling's reshape/tile chain)"}
-        lines.append("; ".join(f"{n} {kind} op(s) rewritten as {twins[kind]}" for kind, n in c["rewritten_ops"].items())
-                     + ": the same data movement, which ai-edge-quantizer quantizes (it leaves the originals in float)")
+        from int8lab.model.op_rewrite import REWRITTEN_AS
+
+        lines.append("; ".join(f"{n} {kind} op(s) rewritten as {REWRITTEN_AS.get(kind, kind)}"
+                               for kind, n in c["rewritten_ops"].items())
+                     + ": the same values, which ai-edge-quantizer quantizes (it leaves the originals in float)")
     if c.get("floored_bias_channels"):
         lines.append(f"{c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
     bias = c.get("bias_correction")
