@@ -108,6 +108,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     warnings += [f for f in task_findings if not (planned and f.check == "detector-output")]
     for kept in ("float_logits", "float_for_xnnpack"):
         planned |= set((range_notes.get(kept) or {}).get("tensors") or ())
+    planned |= set((range_notes.get("int8_kernels") or {}).get("beside_float") or ())
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")

@@ -302,6 +302,7 @@ class Calibrated:
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.qtyping import TFLOperationName
 
+        from int8lab.model.int8_kernels import integer_islands
         from int8lab.model.weight_grid import keep_weight_grids
 
         float_tensors = (*self.kept_float, *float_tensors)
@@ -323,7 +324,14 @@ class Calibrated:
                                               operation_name=TFLOperationName.ALL_SUPPORTED)
             quantized = bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
         quantized, self.notes.weight_grid = keep_weight_grids(content, quantized)
+        quantized, islands = integer_islands(quantized, frozenset(float_tensors) | self._float_by_choice())
+        self.notes.int8_kernels = islands or None
         return quantized
+
+    def _float_by_choice(self) -> frozenset[str]:
+        """Tensors int8lab chose to leave float beyond ``kept_float``: float logits, what XNNPACK refused."""
+        return frozenset(name for kept in (self.notes.float_logits, self.notes.float_for_xnnpack) if kept
+                         for name in kept.get("tensors") or ())
 
 
 def _scope(tensor: str) -> str:
@@ -385,7 +393,7 @@ def with_signature(content: bytes) -> bytes:
 
     if Interpreter(model_content=content).get_signature_list():
         return content
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     graph = model.subgraphs[0]
 
     def tensor_map(index: int):

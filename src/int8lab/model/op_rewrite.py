@@ -38,7 +38,7 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
 
     from int8lab.model.ranges import _op_name
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     counts: dict[str, int] = {}
     for graph in model.subgraphs:
         upsamplings = _fuse_nearest_upsampling(model, graph)
@@ -227,6 +227,21 @@ def _opcode(model, builtin: int) -> int:
     name = next(name for name, value in vars(schema.BuiltinOperator).items() if value == builtin)
     code.version = FIRST_VERSION.get(name, 1)
     model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _opcode_version(model, index: int, version: int) -> int:
+    """The operator code like ``model.operatorCodes[index]`` at ``version`` (added if missing)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    code = model.operatorCodes[index]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    for k, other in enumerate(model.operatorCodes):
+        if max(other.builtinCode, other.deprecatedBuiltinCode) == builtin and other.version == version:
+            return k
+    new = schema.OperatorCodeT()
+    new.builtinCode, new.deprecatedBuiltinCode, new.version = code.builtinCode, code.deprecatedBuiltinCode, version
+    model.operatorCodes.append(new)
     return len(model.operatorCodes) - 1
 
 

@@ -55,6 +55,7 @@ class RangeNotes:
     bias_correction: dict | None = None  # int8lab.model.bias_correction
     detector_head: dict | None = None  # int8lab.model.detector_head: which decode ops stay float
     weight_grid: dict | None = None  # int8lab.model.weight_grid: channels whose weights kept their grid
+    int8_kernels: dict | None = None  # int8lab.model.int8_kernels: op kind -> how many float islands became integer
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -148,6 +148,13 @@ def correction_lines(c: dict) -> list[str]:
         lines.append("; ".join(f"{n} {kind} op(s) rewritten as {REWRITTEN_AS.get(kind, kind)}"
                                for kind, n in c["rewritten_ops"].items())
                      + ": the same values, which ai-edge-quantizer quantizes (it leaves the originals in float)")
+    islands = c.get("int8_kernels") or {}
+    if islands.get("integer"):
+        lines.append("; ".join(f"{n} {kind}" for kind, n in islands["integer"].items())
+                     + " op(s) that ai-edge-quantizer leaves in float run on LiteRT's integer kernel (int8 in, int8 "
+                       "out, the calibrated scales)")
+    if islands.get("beside_float"):
+        lines.append(f"{len(islands['beside_float'])} activation(s) only float ops read stay float with them")
     if c.get("floored_bias_channels"):
         lines.append(f"{c['floored_bias_channels']} dead channel(s) given one weight so their bias fits int32")
     bias = c.get("bias_correction")
