@@ -43,7 +43,7 @@ from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
 from int8lab.run import RunContext, resolve_run
 from int8lab.sidecar import Preprocessing, read_sidecar, resolve_preprocessing, tflite_input, validation_split
-from int8lab.progress import progress_enabled, track
+from int8lab.progress import phase, phases, progress_enabled, track
 from int8lab.runtime import LiteRTModel, delegation
 from int8lab.tasks.registry import task_of_results
 from int8lab.validate import load_reference, read_labels_file, store_eval_set
@@ -101,7 +101,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     if opts.target == "mediapipe" and "layout" in task:
         check_mediapipe_detector(task, spec)
     range_notes = {}
-    content = convert(converted_source, mode, generator, range_notes, head_score(task, opts))
+    with phase(f"quantizing ({mode})"):
+        content = convert(converted_source, mode, generator, range_notes, head_score(task, opts))
     info = inspect_tflite(content)
     planned = set((range_notes.get("detector_head") or {}).get("float_tensors") or ())
     # A decode tail in float ends in a float output: no single int8 scale left to crush the scores.
@@ -231,16 +232,17 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec | Pr
                                             progress=progress, progress_label="validation images", index=index)
     split = generator.index.split
     plan = scorer.plan(generator.index, quantized_model, spec, labels, sidecar, data_dir)
-    if ray_address:
-        from int8lab.scale import ray_map, validate_shard
+    with phase("validation"):
+        if ray_address:
+            from int8lab.scale import ray_map, validate_shard
 
-        parts = shards or 4
-        shared = (name, str(quantized), str(reference_model.path), getattr(reference_model, "options", None),
-                  str(data_dir), dataset_type, split, spec, plan, parts)
-        state = scorer.merge(list(track(ray_map(validate_shard, range(parts), shared, ray_address), parts,
-                                        "validation shards (Ray)", progress_enabled(progress))))
-    else:
-        state = scorer.accumulate(reference_model, quantized_model, generator, plan)
+            parts = shards or 4
+            shared = (name, str(quantized), str(reference_model.path), getattr(reference_model, "options", None),
+                      str(data_dir), dataset_type, split, spec, plan, parts)
+            state = scorer.merge(list(track(ray_map(validate_shard, range(parts), shared, ray_address), parts,
+                                            "validation shards (Ray)", progress_enabled(progress))))
+        else:
+            state = scorer.accumulate(reference_model, quantized_model, generator, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = scorer.finish(state, plan, out_dir)
     results.update(quantized_model=str(quantized), data=str(data_dir), split=split,
@@ -267,41 +269,49 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     if max_drop is not None and mode != "int8":
         raise UsageError(f"--max-drop ranks layers in the int8 mode; it does not take --quantize {mode}")
     out_dir = Path(out_dir)
-    run = resolve_run(model, data_dir, opts, eval_split)
-    source, opts, spec, eval_split = run.source, run.opts, run.spec, run.eval_split
-    labels = read_labels_file(labels_file) if labels_file else None
-    held_out = run.held_out
-    converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, mode, labels_file,
-                            allow_double_normalisation, held_out)
-    task = converted.metadata["task"]["name"]
-    if onnx:
-        export_onnx(source, out_dir / "model.onnx")
-    recovery = None
-    if max_drop is not None:
-        converted, recovery = recover_job(run, converted, max_drop, labels, out_dir)
-    float_content = convert(source, "none")
-    float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
-                                    converted.metadata["labels"], [])
-    float_metadata["task"] = float_task(converted.metadata["task"])
-    float_size = write_model(out_dir / "model_fp32.tflite", float_content, float_metadata, opts.metadata)
-    results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
-                           opts.dataset_type, not opts.quiet, task, index=held_out)
-    sizes = {"fp32_tflite_bytes": float_size, "int8_tflite_bytes": converted.info.size_bytes}
-    sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
-    latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
-               "int8": measure_latency(LiteRTModel(converted.path, threads))}
-    runs_on = {"fp32": delegation(float_content, threads), "int8": delegation(converted.path.read_bytes(), threads)}
-    cpu = cpu_info()
-    summary = {"model": str(source.path), "data": str(data_dir), "cpu": cpu.as_dict(),
-               "data_parts": data_parts(run) if run.parts else None,
-               "validation": results,
-               "conversion": converted.metadata, "sizes": sizes, "latency": latency,
-               "delegation": {name: d.as_dict() for name, d in runs_on.items()},
-               "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"])}
-    if converted.metadata["task"].get("form") and results.get("labelled"):
-        summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", run, labels, results)
-    if recovery is not None:
-        summary["recovery"] = recovery_summary(recovery, out_dir, run, labels, threads)
+    with phases(not opts.quiet) as record:
+        with phase("loading the model"):
+            run = resolve_run(model, data_dir, opts, eval_split)
+        source, opts, spec, eval_split = run.source, run.opts, run.spec, run.eval_split
+        labels = read_labels_file(labels_file) if labels_file else None
+        held_out = run.held_out
+        converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, mode, labels_file,
+                                allow_double_normalisation, held_out)
+        task = converted.metadata["task"]["name"]
+        if onnx:
+            export_onnx(source, out_dir / "model.onnx")
+        recovery = None
+        if max_drop is not None:
+            with phase("float fallback (--max-drop)"):
+                converted, recovery = recover_job(run, converted, max_drop, labels, out_dir)
+        with phase("float model"):
+            float_content = convert(source, "none")
+            float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
+                                            converted.metadata["labels"], [])
+            float_metadata["task"] = float_task(converted.metadata["task"])
+            float_size = write_model(out_dir / "model_fp32.tflite", float_content, float_metadata, opts.metadata)
+        results = validate_job(converted.path, source, data_dir, spec, eval_split, out_dir, labels,
+                               opts.dataset_type, not opts.quiet, task, index=held_out)
+        sizes = {"fp32_tflite_bytes": float_size, "int8_tflite_bytes": converted.info.size_bytes}
+        sizes["int8_vs_fp32"] = sizes["int8_tflite_bytes"] / sizes["fp32_tflite_bytes"]
+        with phase("latency"):
+            latency = {"fp32": measure_latency(LiteRTModel(float_content, threads)),
+                       "int8": measure_latency(LiteRTModel(converted.path, threads))}
+            runs_on = {"fp32": delegation(float_content, threads),
+                       "int8": delegation(converted.path.read_bytes(), threads)}
+        cpu = cpu_info()
+        summary = {"model": str(source.path), "data": str(data_dir), "cpu": cpu.as_dict(),
+                   "data_parts": data_parts(run) if run.parts else None,
+                   "validation": results,
+                   "conversion": converted.metadata, "sizes": sizes, "latency": latency,
+                   "delegation": {name: d.as_dict() for name, d in runs_on.items()},
+                   "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"])}
+        if converted.metadata["task"].get("form") and results.get("labelled"):
+            with phase("what MediaPipe's way costs"):
+                summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", run, labels, results)
+        if recovery is not None:
+            summary["recovery"] = recovery_summary(recovery, out_dir, run, labels, threads)
+    summary["phases"] = record.as_list()
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -91,3 +91,21 @@ def test_float_io_runs_what_xnnpack_refuses_in_int8_in_float(tmp_path, fashion_d
     assert refused["kept"] and {"GELU", "BATCH_MATMUL", "SOFTMAX", "RSQRT"} <= set(refused["ops"])
     runs = delegation(model.read_bytes())
     assert runs.partitions == 1 and not runs.fallback
+
+
+def test_each_recipe_scope_picks_out_exactly_the_op_writing_its_tensor(torch_onnx):
+    """litert-torch names tensors "Module", "Module;1", ...: a scope regex must not let the first
+    name match the op writing "Module;1" (a float decode tail would take ops beyond it)."""
+    import re
+
+    from int8lab.model.aeq import op_scopes
+    from int8lab.model.ranges import _graph
+    from int8lab.model.source import load_model_source
+
+    content = load_model_source(torch_onnx).content
+    tfl, _, graph = _graph(content)
+    all_scopes = [tfl.get_op_scope(op, graph.tensors) for op in graph.operators]
+    regexes = op_scopes(content)
+    assert any(";" in name for name in regexes)  # the names that made prefixes collide
+    for name, regex in regexes.items():
+        assert sum(bool(re.search(regex, scope)) for scope in all_scopes) == 1, name

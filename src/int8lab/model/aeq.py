@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from int8lab.errors import Int8labError, UsageError
+from int8lab.progress import phase, steps
 
 AEQ_MODES = ("none", "dynamic", "int8", "int8-float-io", "int16x8")
 
@@ -29,6 +30,7 @@ class QuantizerError(Int8labError):
 WEIGHTED_OPERATIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "FULLY_CONNECTED")
 FLOAT_ROUNDS = 3  # int8-float-io: rounds of leaving what XNNPACK refused in int8 in float
 LATENCY_RUNS = 20  # interleaved invokes that decide whether those float ops are kept
+CALIBRATION_CHUNK = 10  # images per ai-edge-quantizer calibration call (a progress step)
 
 
 def _recipe(mode: str, estimator: str):
@@ -100,8 +102,9 @@ class Calibrated:
         self.notes.rewritten_ops = rewritten or None
         samples = _calibration_samples(float_content, representative_dataset)
         with _reasons(mode), _quiet():
-            self.calibration = _quantizer(float_content, mode, estimator).calibrate(samples)
+            self.calibration = _calibrate(float_content, mode, estimator, samples)
             self.content = ranges.floor_dead_channels(float_content, self.calibration, self.notes)
+            self.scopes = op_scopes(self.content)  # tensor -> the recipe regex of the op writing it
             self.quantizable = self.content
             spec = getattr(representative_dataset, "spec", None)
             if spec is not None:
@@ -109,17 +112,21 @@ class Calibrated:
             ranges.clip_flat_activation_inputs(self.calibration, self.content, self.notes)
             if mode == "int8-float-io":  # the model's edges stay float: QUANTIZE in, DEQUANTIZE out
                 self.extra = [(".*", TFLOperationName.INPUT, None), (".*", TFLOperationName.OUTPUT, None)]
-                self._float_where_xnnpack_has_no_int8()
+                with phase("float where XNNPACK has no int8 kernel"):
+                    self._float_where_xnnpack_has_no_int8()
             full_int8 = None
             if bias_correction:
-                full_int8 = self._correct_biases(samples, head_score)
+                with phase("bias correction"):
+                    full_int8 = self._correct_biases(samples, head_score)
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
                 if head_score is not None:
-                    self._choose_head_precision(samples, head_score)
+                    with phase("detector head precision"):
+                        self._choose_head_precision(samples, head_score)
                 else:
-                    self._keep_logits_apart(ranges, samples, full_int8)
+                    with phase("logits precision"):
+                        self._keep_logits_apart(ranges, samples, full_int8)
 
     def _float_where_xnnpack_has_no_int8(self) -> None:
         """With float I/O the model is for a CPU: the ops XNNPACK refuses in int8, read from the
@@ -151,7 +158,7 @@ class Calibrated:
                                         "tensors": list(refused) if kept else [],
                                         "latency_ms": {"int8": before["p50_ms"], "float_where_refused": after["p50_ms"]}}
         if kept:
-            self.extra += [(_scope(name), TFLOperationName.ALL_SUPPORTED, None) for name in refused]
+            self.extra += [(self.scopes[name], TFLOperationName.ALL_SUPPORTED, None) for name in refused]
 
     def _correct_biases(self, samples, head_score=None) -> bytes | None:
         """Biases less the mean shift of int8 weights, kept if the ranking images say it helps
@@ -253,7 +260,8 @@ class Calibrated:
         images = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
         reference = LiteRTModel(self.content).predict(images)
         scored, models, outputs = [], [], []
-        for name, tensors in plan.candidates():
+        candidates = plan.candidates()
+        for name, tensors in steps(candidates, len(candidates), "candidates"):
             content = self.quantize(tensors)
             models.append(LiteRTModel(content))
             outputs.append(models[-1].predict(images))
@@ -320,7 +328,7 @@ class Calibrated:
                 else:
                     qt.update_quantization_recipe(regex=regex, operation_name=operation, op_config=config)
             for name in float_tensors:
-                qt.update_quantization_recipe(regex=_scope(name), algorithm_key=AlgorithmName.NO_QUANTIZE,
+                qt.update_quantization_recipe(regex=self.scopes[name], algorithm_key=AlgorithmName.NO_QUANTIZE,
                                               operation_name=TFLOperationName.ALL_SUPPORTED)
             quantized = bytes(qt.quantize(self.calibration, enable_progress_report=False).quantized_model)
         quantized, self.notes.weight_grid = keep_weight_grids(content, quantized)
@@ -334,9 +342,19 @@ class Calibrated:
                          for name in kept.get("tensors") or ())
 
 
-def _scope(tensor: str) -> str:
-    """The recipe regex of the op writing ``tensor``: an op's scope is its output names, each followed by ";"."""
-    return f"(^|;){re.escape(tensor)};"
+def op_scopes(content: bytes) -> dict[str, str]:
+    """Each tensor an op writes -> the recipe regex of that op alone. A scope is the op's output
+    names, each followed by ";", and names may hold ";" themselves (litert-torch's "Module;3"), so
+    only the whole scope, anchored, picks out one op: "(^|;)Module;" would also match "Module;3;"."""
+    from int8lab.model.ranges import _graph
+
+    tfl, _, graph = _graph(content)
+    scopes = {}
+    for op in graph.operators:
+        regex = f"^{re.escape(tfl.get_op_scope(op, graph.tensors))}$"
+        for t in op.outputs:
+            scopes[tfl.get_tensor_name(graph.tensors[t])] = regex
+    return scopes
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -348,6 +366,17 @@ def _quantizer(content: bytes, mode: str, estimator: str):
     from ai_edge_quantizer import quantizer
 
     return quantizer.Quantizer(bytearray(content), _recipe(mode, estimator))
+
+
+def _calibrate(content: bytes, mode: str, estimator: str, samples: dict) -> dict:
+    """ai-edge-quantizer's calibration, CALIBRATION_CHUNK images at a time (its moving average
+    carried over: the same result as one pass) so that its progress shows."""
+    (signature, batches), = samples.items()
+    chunks = [batches[i:i + CALIBRATION_CHUNK] for i in range(0, len(batches), CALIBRATION_CHUNK)]
+    result = None
+    for chunk in steps(chunks, len(chunks), f"calibration ({len(batches)} images, {CALIBRATION_CHUNK} a step)"):
+        result = _quantizer(content, mode, estimator).calibrate({signature: chunk}, result)
+    return result
 
 
 def _calibration_samples(content: bytes, representative_dataset) -> dict:

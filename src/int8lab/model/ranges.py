@@ -153,7 +153,8 @@ def logits_op(content: bytes) -> list[tuple[str, str, str]] | None:
         if writer is None:
             return None
         kind = _op_name(model, writer)
-        chain.append((kind, re.escape(tfl.get_op_scope(writer, graph.tensors)), tfl.get_tensor_name(graph.tensors[tensor])))
+        chain.append((kind, f"^{re.escape(tfl.get_op_scope(writer, graph.tensors))}$",
+                      tfl.get_tensor_name(graph.tensors[tensor])))
         if kind in ("FULLY_CONNECTED", "CONV_2D"):
             return chain
         if kind != "SOFTMAX":

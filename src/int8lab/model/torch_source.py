@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from int8lab.errors import UsageError
+from int8lab.progress import phase
 from int8lab.model.options import ModelInput, ModelOptions, image_input
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".torchscript", ".ptl")
@@ -193,7 +194,7 @@ class TorchSource:
         except ImportError:
             raise UsageError("PyTorch models need the torch extra: pip install 'int8lab[torch]'") from None
         sample = self.torch.zeros(self.input.shape, dtype=self.torch.float32)
-        with tempfile.TemporaryDirectory() as tmp, stdout_to_devnull():
+        with tempfile.TemporaryDirectory() as tmp, stdout_to_devnull(), phase("float .tflite (litert-torch)"):
             target = Path(tmp) / "model.tflite"
             try:
                 litert_torch.convert(self.module, (sample,)).export(str(target))

@@ -71,6 +71,9 @@ def validation_report(summary: dict) -> str:
     if summary.get("recovery"):
         lines += recovery_section(summary["recovery"], summary)
     lines += task.report_details(v)
+    if summary.get("phases"):
+        lines += ["", "## Time", "", "| phase | seconds |", "|---|---|"]
+        lines += [f"| {p['phase']} | {p['seconds']:.1f} |" for p in summary["phases"]]
     warnings = [*(summary.get("warnings") or []), *(v.get("warnings") or [])]
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
