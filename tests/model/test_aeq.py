@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from int8lab.errors import UsageError
@@ -109,3 +111,30 @@ def test_each_recipe_scope_picks_out_exactly_the_op_writing_its_tensor(torch_onn
     assert any(";" in name for name in regexes)  # the names that made prefixes collide
     for name, regex in regexes.items():
         assert sum(bool(re.search(regex, scope)) for scope in all_scopes) == 1, name
+
+
+def test_a_batch_matmul_with_a_constant_operand_computes_in_int8():
+    """YOLO-World's image-text attention: a BATCH_MATMUL of activations with a constant (the text
+    embeddings). Quantized per channel, LiteRT's kernel returned zeros; per tensor it computes."""
+    import tensorflow as tf
+
+    from int8lab.model.aeq import quantize_tflite, with_signature
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.runtime import LiteRTModel
+
+    rng = np.random.default_rng(3)
+    text = tf.constant(rng.normal(size=(2, 8, 5)).astype(np.float32) * np.linspace(0.2, 3, 5, dtype=np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 16, 8), tf.float32)])
+    def attention(x):
+        return tf.matmul(tf.reshape(x, (2, 8, 8)), text)
+
+    content = with_signature(tf.lite.TFLiteConverter.from_concrete_functions(
+        [attention.get_concrete_function()], attention).convert())
+    assert "BATCH_MATMUL" in inspect_tflite(content).op_histogram
+    batches = [[rng.normal(size=(1, 16, 8)).astype(np.float32)] for _ in range(16)]
+    quantized = quantize_tflite(content, "int8", lambda: iter(batches))
+    assert inspect_tflite(quantized).float_ops == []
+    x = batches[0][0]
+    reference, int8 = LiteRTModel(content).predict(x), LiteRTModel(quantized).predict(x)
+    assert np.abs(int8 - reference).max() < 0.05 * np.abs(reference).max()

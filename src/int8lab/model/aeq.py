@@ -46,6 +46,11 @@ def _recipe(mode: str, estimator: str):
     build = {"dynamic": recipe.dynamic_wi8_afp32, "int8": recipe.static_wi8_ai8, "int8-float-io": recipe.static_wi8_ai8,
              "int16x8": recipe.static_wi8_ai16}[mode]
     entries = build(AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+    # LiteRT's integer BATCH_MATMUL takes one scale per operand: with a per-channel constant
+    # (YOLO-World's text embeddings) it returns zeros. Its constant operand is quantized per tensor.
+    per_tensor = {**entries[0]["op_config"],
+                  "weight_tensor_config": {**entries[0]["op_config"]["weight_tensor_config"], "granularity": "TENSORWISE"}}
+    entries = [*entries, {**entries[0], "operation": TFLOperationName.BATCH_MATMUL, "op_config": per_tensor}]
     if estimator == "minmax":
         return entries
     key = AlgorithmName[RANGE_ESTIMATORS[estimator]]
