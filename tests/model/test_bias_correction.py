@@ -14,13 +14,12 @@ from int8lab.model.source import load_model_source
 from int8lab.runtime import LiteRTModel
 
 
-def test_every_fourth_batch_ranks_and_the_others_give_the_means():
-    means, ranking = bias_correction.ranking_split(list(range(10)))
-    assert ranking == [3, 7] and means == [0, 1, 2, 4, 5, 6, 8, 9]
+def test_every_fourth_image_ranks_and_the_others_give_the_means():
+    assert bias_correction.ranking_indices(10) == [3, 7]
 
 
-def test_too_few_batches_to_rank_use_all_of_them_for_nothing_else():
-    assert bias_correction.ranking_split(list(range(7))) == (list(range(7)), [])
+def test_too_few_images_to_rank_rank_nothing():
+    assert bias_correction.ranking_indices(7) == []
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ class QuantizerError(Int8labError):
 WEIGHTED_OPERATIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "FULLY_CONNECTED")
 FLOAT_ROUNDS = 3  # int8-float-io: rounds of leaving what XNNPACK refused in int8 in float
 LATENCY_RUNS = 20  # interleaved invokes that decide whether those float ops are kept
-CALIBRATION_CHUNK = 10  # images per ai-edge-quantizer calibration call (a progress step)
 
 
 def _recipe(mode: str, estimator: str):
@@ -96,8 +95,12 @@ class Calibrated:
                  bias_correction: bool = True, head_score=None):
         from ai_edge_quantizer.qtyping import TFLOperationName
 
+        from int8lab.model import bias_correction as bias_correction_module
         from int8lab.model import ranges
+        from int8lab.model.calibration import calibrate
         from int8lab.model.op_rewrite import quantizable_ops
+
+        bias_correction_on, bias_correction = bias_correction, bias_correction_module
 
         self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
         self.kept_float: tuple[str, ...] = ()  # tensors every quantization leaves in float
@@ -105,9 +108,12 @@ class Calibrated:
         self.notes = ranges.RangeNotes()
         float_content, rewritten = quantizable_ops(float_content)
         self.notes.rewritten_ops = rewritten or None
-        samples = _calibration_samples(float_content, representative_dataset)
+        self.images = _calibration_images(float_content, representative_dataset)
+        ranking = bias_correction.ranking_indices(len(self.images)) if bias_correction_on else []
         with _reasons(mode), _quiet():
-            self.calibration = _calibrate(float_content, mode, estimator, samples)
+            measured = calibrate(float_content, self.images, bias_correction.layer_inputs(float_content),
+                                 frozenset(range(len(self.images))) - frozenset(ranking))
+            self.calibration, self.reference = measured.qsvs, measured.outputs  # float outputs, one per image
             self.content = ranges.floor_dead_channels(float_content, self.calibration, self.notes)
             self.scopes = op_scopes(self.content)  # tensor -> the recipe regex of the op writing it
             self.quantizable = self.content
@@ -120,18 +126,18 @@ class Calibrated:
                 with phase("float where XNNPACK has no int8 kernel"):
                     self._float_where_xnnpack_has_no_int8()
             full_int8 = None
-            if bias_correction:
+            if bias_correction_on:
                 with phase("bias correction"):
-                    full_int8 = self._correct_biases(samples, head_score)
+                    full_int8 = self._correct_biases(ranking, measured.means, head_score)
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if mode in ("int8", "int8-float-io"):
                 if head_score is not None:
                     with phase("detector head precision"):
-                        self._choose_head_precision(samples, head_score)
+                        self._choose_head_precision(head_score)
                 else:
                     with phase("logits precision"):
-                        self._keep_logits_apart(ranges, samples, full_int8)
+                        self._keep_logits_apart(ranges, full_int8)
 
     def _float_where_xnnpack_has_no_int8(self) -> None:
         """With float I/O the model is for a CPU: the ops XNNPACK refuses in int8, read from the
@@ -165,29 +171,26 @@ class Calibrated:
         if kept:
             self.extra += [(self.scopes[name], TFLOperationName.ALL_SUPPORTED, None) for name in refused]
 
-    def _correct_biases(self, samples, head_score=None) -> bytes | None:
-        """Biases less the mean shift of int8 weights, kept if the ranking images say it helps
-        (by the relative output error, or a detector's own ``output_error_measure``); the quantized model
+    def _correct_biases(self, ranking: list[int], means: dict, head_score=None) -> bytes | None:
+        """Biases less the mean shift of int8 weights (``means``: each layer input's, measured on the
+        calibration images outside ``ranking``), kept if the ``ranking`` images say it helps (by the
+        relative output error, or a detector's own ``output_error_measure``); the quantized model
         as it now stands, when it was built on the way (None otherwise)."""
         from int8lab.model import bias_correction
         from int8lab.runtime import LiteRTModel
 
         measure = head_score.output_error_measure if head_score is not None else None
         error = head_score.output_error if measure else bias_correction.relative_error
-
-        batches = [array for sample in next(iter(samples.values())) for array in sample.values()]
-        mean_part, ranking = bias_correction.ranking_split(batches)
         if not ranking:
             self.notes.bias_correction = {"kept": False, "reason": "too few calibration images to rank it"}
             return None
         plain = self.quantize()
-        means = bias_correction.input_means(self.content, mean_part)
         corrected, layers = bias_correction.correct_biases(self.content, plain, means)
         if not layers:
             self.notes.bias_correction = {"kept": False, "reason": "no layer with int8 weights and a bias"}
             return plain
-        images = np.concatenate(ranking)
-        reference = LiteRTModel(self.content).predict(images)
+        images = np.concatenate([self.images[i] for i in ranking])
+        reference = self.reference[ranking]
         before = error(reference, LiteRTModel(plain).predict(images))
         self.quantizable = corrected
         candidate = self.quantize()
@@ -203,7 +206,7 @@ class Calibrated:
             self.content, plain, means, frozenset(keep_float))[0]
         return candidate
 
-    def _keep_logits_apart(self, ranges, samples, full_int8: bytes | None = None) -> None:
+    def _keep_logits_apart(self, ranges, full_int8: bytes | None = None) -> None:
         """int16 for the op writing a classifier's logits when int8 would tie them, or, when the
         model's output is float anyway (int8-float-io), that op in float with int8 weights (dynamic
         range: XNNPACK runs it, and leaves int16 to the built-in kernels; MobileNetV2 1.99 -> 1.70 ms,
@@ -216,8 +219,8 @@ class Calibrated:
         if chain is None:
             return
         output_name = chain[0][2]
-        batch = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
-        reference = LiteRTModel(self.content).predict(batch).reshape(len(batch), -1)
+        batch = np.concatenate(self.images)
+        reference = self.reference.reshape(len(batch), -1)
         quantized = LiteRTModel(full_int8 or self.quantize()).predict(batch).reshape(len(batch), -1)
         step = ranges.int8_step(self.calibration[output_name])
         risk = ranges.tie_risk(reference, quantized, step)
@@ -247,7 +250,7 @@ class Calibrated:
                                    "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
-    def _choose_head_precision(self, samples, head_score) -> None:
+    def _choose_head_precision(self, head_score) -> None:
         """A detector's decode tail: each candidate of detector_head.head_plan quantized and scored
         against the float model on the calibration images; the closest is kept (the one with fewer
         float ops on a tie). The class branch's ranges are widened first (detector_head.class_branch)."""
@@ -262,8 +265,7 @@ class Calibrated:
         for name in widened:
             stats = self.calibration[name]
             self.calibration[name] = {**stats, "max": np.asarray(stats["max"]) * CLASS_BRANCH_MARGIN}
-        images = np.concatenate([sample[name] for sample in next(iter(samples.values())) for name in sample])
-        reference = LiteRTModel(self.content).predict(images)
+        images, reference = np.concatenate(self.images), self.reference
         scored, models, outputs = [], [], []
         candidates = plan.candidates()
         for name, tensors in steps(candidates, len(candidates), "candidates"):
@@ -373,21 +375,10 @@ def _quantizer(content: bytes, mode: str, estimator: str):
     return quantizer.Quantizer(bytearray(content), _recipe(mode, estimator))
 
 
-def _calibrate(content: bytes, mode: str, estimator: str, samples: dict) -> dict:
-    """ai-edge-quantizer's calibration, CALIBRATION_CHUNK images at a time (its moving average
-    carried over: the same result as one pass) so that its progress shows."""
-    (signature, batches), = samples.items()
-    chunks = [batches[i:i + CALIBRATION_CHUNK] for i in range(0, len(batches), CALIBRATION_CHUNK)]
-    result = None
-    for chunk in steps(chunks, len(chunks), f"calibration ({len(batches)} images, {CALIBRATION_CHUNK} a step)"):
-        result = _quantizer(content, mode, estimator).calibrate({signature: chunk}, result)
-    return result
-
-
-def _calibration_samples(content: bytes, representative_dataset) -> dict:
-    """int8lab's ``[batch]`` batches keyed as ai-edge-quantizer's calibration takes them."""
-    signature, input_name = serving_input(content)
-    return {signature: [{input_name: np.asarray(batch[0], np.float32)} for batch in representative_dataset()]}
+def _calibration_images(content: bytes, representative_dataset) -> list[np.ndarray]:
+    """int8lab's ``[batch]`` batches as float32 arrays, checked to fit the model's one input."""
+    serving_input(content)  # a clear error for a model without a signature or with several inputs
+    return [np.asarray(batch[0], np.float32) for batch in representative_dataset()]
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ Quantization", 2019, here with E[x] measured on the calibration images). Wq is r
 quantized model itself, so whatever range algorithm chose the weight scales, the correction
 matches it.
 
-Whether it is kept is measured, not assumed: ``ranking_split`` keeps a quarter of the calibration
+Whether it is kept is measured, not assumed: ``ranking_indices`` keeps a quarter of the calibration
 images out of E[x], and the quantized model with and without the correction is compared with the
 float model on them.
 """
@@ -21,13 +21,17 @@ RANKING_EVERY = 4  # every 4th calibration image ranks, the others give E[x]
 MIN_RANKING = 2
 
 
-def ranking_split(batches: list) -> tuple[list, list]:
-    """(batches whose images give E[x], batches that rank), or everything and nothing when the
-    ranking part would be too small to mean anything."""
-    ranking = batches[RANKING_EVERY - 1::RANKING_EVERY]
-    if len(ranking) < MIN_RANKING:
-        return batches, []
-    return [b for i, b in enumerate(batches) if i % RANKING_EVERY != RANKING_EVERY - 1], ranking
+def ranking_indices(count: int) -> list[int]:
+    """The positions of the calibration images that rank the correction (every RANKING_EVERY-th);
+    the others give E[x]. None rank when they would be too few to mean anything."""
+    ranking = list(range(RANKING_EVERY - 1, count, RANKING_EVERY))
+    return ranking if len(ranking) >= MIN_RANKING else []
+
+
+def layer_inputs(content: bytes) -> frozenset[str]:
+    """The input tensors of every layer with a bias: whose means the correction needs."""
+    tfl, _, graph, layers = _layers(content)
+    return frozenset(tfl.get_tensor_name(graph.tensors[op.inputs[0]]) for _, op in layers)
 
 
 def _layers(content: bytes):
@@ -38,26 +42,6 @@ def _layers(content: bytes):
     layers = [(kind, op) for op in graph.operators
               if (kind := _op_name(model, op)) in _WEIGHT_AXIS and len(op.inputs) > 2 and op.inputs[2] >= 0]
     return tfl, model, graph, layers
-
-
-def input_means(content: bytes, batches) -> dict[str, np.ndarray]:
-    """Per-channel mean of the input of every layer with a bias, over ``batches`` (float model)."""
-    from int8lab.runtime import LiteRTModel
-
-    tfl, _, graph, layers = _layers(content)
-    names = {tfl.get_tensor_name(graph.tensors[op.inputs[0]]) for _, op in layers}
-    runtime = LiteRTModel(content, keep_tensors=True)
-    index = {d["name"]: d["index"] for d in runtime.interpreter.get_tensor_details() if d["name"] in names}
-    sums, count = {}, 0
-    for batch in batches:
-        for sample in batch:
-            runtime.invoke(sample[None])
-            for name, i in index.items():
-                values = runtime.interpreter.get_tensor(i)
-                mean = values.reshape(-1, values.shape[-1]).astype(np.float64).mean(0)
-                sums[name] = sums.get(name, 0.0) + mean
-            count += 1
-    return {name: total / count for name, total in sums.items()}
 
 
 def _dequantized_weights(tfl, model, tensor) -> np.ndarray | None:
