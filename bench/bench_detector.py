@@ -4,12 +4,19 @@ Entropy), on the same model and images.
 
     .venv/bin/python bench/bench_detector.py                      # the example detector
     .venv/bin/python bench/bench_detector.py --coco               # the real COCO YOLOv8n of ../shared
+    .venv/bin/python bench/bench_detector.py --shared yolov3-tiny-coco-416 --fidelity --ort-methods MinMax
+                                                                  # a float-trained one, also on 463 photos
 
 The example: the project's detector as Ultralytics exports (ONNX, dynamic axes, one output
 [1, 4 + classes, anchors]), calibrated on examples/detect/data/images/val, scored on images/test.
 ``--coco``: ``../shared/data/models/yolov8n-coco.onnx`` (640 x 640) scored on the 126 labelled
 coco128 images, calibrated on 200 other real photos (a seeded draw from
-``../shared/data/imagenet-sample``), the layout a user would give ``--data``.
+``../shared/data/imagenet-sample``), the layout a user would give ``--data``. ``--shared NAME``:
+any model of ``../shared/data/models`` the same way (its input size from the name's last number,
+else 640): the COCO YOLOv8n sits on an int8 weight grid, YOLO-World v8s and YOLOv3-tiny were
+trained in float. ``--fidelity`` also scores every variant against the float model's own
+detections on 463 unlabelled real photos (the 300 ImageNet photos not drawn for calibration,
+OpenCV's 37 and coco128's 126): no labels needed, so sub-point differences show.
 
 Every int8 variant is calibrated on the same images (int8lab's seeded draw) and scored with the
 same streaming evaluation: mAP against the YOLO labels, the share of the float model's detections
@@ -59,6 +66,20 @@ def coco_layout(folder: Path, calibration_photos: int = 200, seed: int = 0) -> P
     return folder
 
 
+def photo_layout(folder: Path, coco: Path) -> Path:
+    """images/test: every real photo of ../shared not drawn for calibration in ``coco`` (the
+    other ImageNet photos, OpenCV's, coco128's), unlabelled."""
+    (folder / "images" / "test").mkdir(parents=True)
+    drawn = {p.name for p in (coco / "images" / "val").iterdir()}
+    photos = [p for p in sorted((SHARED / "imagenet-sample").glob("*/*")) if p.name not in drawn]
+    photos += [p for p in sorted((SHARED / "photos").iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    photos += sorted((SHARED / "coco128" / "images" / "test").iterdir())
+    for k, photo in enumerate(photos):
+        (folder / "images" / "test" / f"{k:04d}_{photo.name}").symlink_to(photo)
+    (folder / "data.yaml").write_text((coco / "data.yaml").read_text())
+    return folder
+
+
 def median_latency(models, sample: np.ndarray, rounds: int = 5, runs: int = 10) -> list[float]:
     """Median ms per image, interleaving the models round by round after a warm-up."""
     times = [[] for _ in models]
@@ -80,6 +101,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=EXAMPLE / "data")
     parser.add_argument("--input-size", type=int, nargs=2, default=(160, 160))
     parser.add_argument("--coco", action="store_true", help="the real COCO YOLOv8n of ../shared (640 x 640)")
+    parser.add_argument("--shared", help="a model of ../shared/data/models by name (yolov3-tiny-coco-416, ...)")
+    parser.add_argument("--fidelity", action="store_true",
+                        help="also score against the float model on 463 unlabelled photos (with --coco/--shared)")
     parser.add_argument("--num-samples", type=int, default=100, help="calibration images (int8lab's default)")
     parser.add_argument("--ort-methods", default="MinMax,Percentile,Entropy")
     parser.add_argument("--threads", type=int, default=2)
@@ -89,9 +113,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        if args.coco:
-            args.model, args.input_size = SHARED / "models" / "yolov8n-coco.onnx", (640, 640)
+        args.photos = None
+        if args.coco or args.shared:
+            name = args.shared or "yolov8n-coco"
+            size = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else 640
+            args.model, args.input_size = SHARED / "models" / f"{name}.onnx", (size, size)
             args.data = coco_layout(out / "data")
+            if args.fidelity:
+                args.photos = photo_layout(out / "photos", args.data)
         run(args, out)
 
 
@@ -102,6 +131,10 @@ def run(args, out: Path) -> None:
     spec = opts.spec(source.input)
     float_model = out / "fp32.tflite"
     convert_job(source, args.data, float_model, opts, "none")
+    names = dataset_names(args.data)
+    held_out = evaluation(opts, spec, args.data)
+    photos = evaluation(opts, spec, args.photos) if args.photos else None
+    layout = resolve_layout(tuple(source.predict(held_out[0].first_batch()).shape), size, len(names))
     rows = []
     variants = (("int8lab default", opts),
                 ("int8lab, every kernel integer (--head-precision int8)", replace(opts, head_precision="int8")),
@@ -111,12 +144,9 @@ def run(args, out: Path) -> None:
         path = out / f"{len(rows)}.tflite"
         converted = convert_job(source, args.data, path, variant, "int8")
         results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
-        integer = converted.info.float_op_summary() or "none"
-        rows.append((name, results, LiteRTModel(path, args.threads), integer))
-    names = dataset_names(args.data)
-    generator = opts.generator(args.data, spec, split="test", num_samples=None)
-    files = [str(f) for f in generator.index.files]
-    layout = resolve_layout(tuple(source.predict(generator.first_batch()).shape), size, len(names))
+        on_photos = validate_job(path, source, args.photos, spec, "test", out / f"{len(rows)}p") if photos else None
+        rows.append((name, results, LiteRTModel(path, args.threads), converted.info.float_op_summary() or "none",
+                     on_photos))
     tail = decode_tail(args.model)
     ort_variants = [(m, None) for m in args.ort_methods.split(",") if m] + [("MinMax", tail)]
     for method, exclude in ort_variants:
@@ -124,13 +154,15 @@ def run(args, out: Path) -> None:
         cap = None if method == "MinMax" else args.ort_histogram_images
         ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}_{len(rows)}.onnx", method, cap,
                                    exclude)
-        results = evaluate(source, OrtModel(ort_path), generator.generate_samples(), files, spec.as_dict(),
-                           layout, layout, labelled_split(files))
+        ort = OrtModel(ort_path)
+        results, on_photos = (evaluate(source, ort, generator.generate_samples(), files, spec.as_dict(), layout,
+                                       layout, labelled_split(files)) if generator else None
+                              for generator, files in (held_out, photos or (None, None)))
         images = f", {min(cap, args.num_samples)} images" if cap else ""
         floats = f", the decode tail and output convolutions float ({len(exclude)} nodes)" if exclude else ""
         rows.append((f"ONNX Runtime quantize_static ({method}{images}, QDQ, per-channel{floats})", results,
-                     OrtModel(ort_path), f"{len(exclude)} nodes" if exclude else "QDQ"))
-    sample = generator.first_batch()
+                     ort, f"{len(exclude)} nodes" if exclude else "QDQ", on_photos))
+    sample = held_out[0].first_batch()
     litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:len(variants)]], sample)
     ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[len(variants):]], sample)
     float_size = float_model.stat().st_size
@@ -139,17 +171,26 @@ def run(args, out: Path) -> None:
           f"{reference['map50_95_reference']:.4f}, mAP50 {reference['map50_reference']:.4f}, "
           f"{reference['detections_per_image']['reference']:.2f} float detections per image (score >= 0.25); "
           f"calibration: {args.num_samples} images; float latency: LiteRT {litert[0]:.1f} ms, ONNX Runtime "
-          f"{ort[0]:.1f} ms ({args.threads} LiteRT threads)")
-    print("| variant | mAP50-95 (labels) | mAP50 (labels) | float detections kept | mAP50-95 vs float | float ops "
-          "| size KiB | latency ms (vs float, same runtime) |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{ort[0]:.1f} ms ({args.threads} LiteRT threads)"
+          + (f"; photos: {rows[0][4]['num_images']} unlabelled" if photos else ""))
+    print("| variant | mAP50-95 (labels) | mAP50 (labels) | float detections kept | mAP50-95 vs float | "
+          + ("photos: mAP50-95 vs float | photos: float detections kept | " if photos else "")
+          + "float ops | size KiB | latency ms (vs float, same runtime) |")
+    print("|---" * (10 if photos else 8) + "|")
     latencies = [(ms, litert[0]) for ms in litert[1:]] + [(ms, ort[0]) for ms in ort[1:]]
-    for (name, r, model, integer), (ms, base) in zip(rows, latencies):
+    for (name, r, model, integer, p), (ms, base) in zip(rows, latencies):
         kept = "n/a" if r["detections_kept"] is None else f"{100 * r['detections_kept']:.1f}%"
+        wide = f"{p['map50_95_vs_reference']:.4f} | {100 * p['detections_kept']:.1f}% | " if p else ""
         print(f"| {name} | {r['map50_95']:.4f} ({100 * (r['map50_95'] - r['map50_95_reference']):+.2f}) "
-              f"| {r['map50']:.4f} | {kept} | {r['map50_95_vs_reference']:.4f} | {integer} "
+              f"| {r['map50']:.4f} | {kept} | {r['map50_95_vs_reference']:.4f} | {wide}{integer} "
               f"| {model.size_bytes / 1024:.0f} ({100 * model.size_bytes / float_size:.0f}% of fp32 .tflite) "
               f"| {ms:.2f} ({base / ms:.2f}x) |")
+
+
+def evaluation(opts, spec, data: Path):
+    """The test split of ``data`` to score on: its generator and file list."""
+    generator = opts.generator(data, spec, split="test", num_samples=None)
+    return generator, [str(f) for f in generator.index.files]
 
 
 if __name__ == "__main__":

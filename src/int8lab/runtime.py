@@ -33,6 +33,17 @@ class LiteRTModel:
             where = "" if isinstance(model, bytes) else f"{model} "
             raise UsageError(f"{where}is not a .tflite model LiteRT can run: {str(exc).strip().splitlines()[0]}") \
                 from None
+        self._read_io()
+
+    @classmethod
+    def wrapping(cls, interpreter) -> "LiteRTModel":
+        """The same calls on an interpreter made elsewhere (ai-edge-quantizer's calibration one)."""
+        model = cls.__new__(cls)
+        model.interpreter, model.size_bytes, model.threads = interpreter, None, None
+        model._read_io()
+        return model
+
+    def _read_io(self) -> None:
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
         self.output = joined_output(self.outputs)

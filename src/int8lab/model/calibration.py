@@ -12,6 +12,7 @@ pass where there were three.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +34,14 @@ def calibrate(content: bytes, images: list[np.ndarray], mean_of: frozenset[str] 
     """Run the float ``content`` on each ``images`` entry (a batch of one) with every tensor kept.
     ``mean_of`` names tensors whose per-channel mean is wanted, over the images whose positions
     are in ``mean_images`` (all by default)."""
+    from ai_edge_quantizer.utils.tfl_interpreter_utils import create_tfl_interpreter
+
     from int8lab.runtime import LiteRTModel
 
-    runtime = LiteRTModel(content, keep_tensors=True)
-    interpreter = runtime.interpreter
+    # ai-edge-quantizer's own interpreter (XNNPACK, every tensor kept): twice as fast as without
+    # the delegate on YOLO-World, and the values its calibration reads.
+    interpreter = create_tfl_interpreter(content, num_threads=os.cpu_count() or 1)
+    runtime = LiteRTModel.wrapping(interpreter)
     activations = _activation_tensors(content)
     details = [d for d in interpreter.get_tensor_details() if d["name"] in activations and np.all(d["shape"])]
     qsvs: dict[str, dict] = {}
