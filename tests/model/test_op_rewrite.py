@@ -126,3 +126,33 @@ def test_reduce_max_becomes_a_max_pool_with_the_same_outputs_and_quantizes_fully
     from int8lab.report.markdown import correction_lines
 
     assert any("3 REDUCE_MAX op(s) rewritten as MAX_POOL_2D" in line for line in correction_lines(notes))
+
+
+def test_an_fp16_export_quantizes_from_its_weights_widened_to_float32(fashion_model, fashion_dir):
+    """Ultralytics' _float16.tflite and any fp16 export keep weights as float16 constants behind
+    DEQUANTIZE ops; ai-edge-quantizer failed on them ("'NoneType' object has no attribute 'ndim'")."""
+    from int8lab.config import DataOptions
+    from int8lab.model.aeq import quantize_tflite
+    from int8lab.model.convert import convert
+    from int8lab.model.op_rewrite import quantizable_ops
+    from int8lab.model.source import load_model_source
+    from int8lab.runtime import LiteRTModel
+
+    half = convert(load_model_source(fashion_model), "fp16")
+    assert "DEQUANTIZE" in _kinds(half)
+    widened, counts = quantizable_ops(half)
+    assert counts == {"DEQUANTIZE": 12} and "DEQUANTIZE" not in _kinds(widened)
+    assert len(widened) < 1.2 * len(half) * 2  # the float16 buffers are not kept beside the float32 ones
+    opts = DataOptions(preset="unit", quiet=True, num_samples=20, input_size=(28, 28), channels=1)
+    images = np.concatenate(list(opts.generator(fashion_dir, opts.spec()).generate_batches()))
+    assert np.abs(LiteRTModel(widened).predict(images) - LiteRTModel(half).predict(images)).max() < 1e-6
+    notes = {}
+    quantized = quantize_tflite(half, "int8", opts.generator(fashion_dir, opts.spec()), notes=notes)
+    assert notes["rewritten_ops"] == {"DEQUANTIZE": 12}
+    assert inspect_float_ops(quantized) == []
+
+
+def inspect_float_ops(content: bytes) -> list[str]:
+    from int8lab.model.tflite_info import inspect_tflite
+
+    return inspect_tflite(content).float_ops

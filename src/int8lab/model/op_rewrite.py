@@ -10,6 +10,9 @@ With static shapes both are data movement that its supported ops express exactly
 - REDUCE_MAX (YOLO-World's adaptive max pools, an attention's max over its keys; ai-edge-quantizer
   has no recipe for it) over adjacent axes is a MAX_POOL_2D of a [1, before, reduced, after]
   reshape, with a window spanning the reduced axes, reshaped back;
+- a float16 constant read through a DEQUANTIZE (the weights of an fp16 export, Ultralytics'
+  ``_float16.tflite`` among them; ai-edge-quantizer finds no constant weights and fails) is the
+  float32 constant it dequantizes to;
 - and the whole repeat of a nearest upsampling (reshape, tile rows, reshape, tile columns,
   reshape) is one RESIZE_NEAREST_NEIGHBOR, as the PyTorch/ONNX route writes it: the four
   BROADCAST_TO would run on LiteRT's slow built-in kernels (the example detector in Keras: int8
@@ -28,7 +31,9 @@ PLACEHOLDER_FOR_GREATER_OP_CODES = 127  # the deprecated byte's value for builti
 FIRST_VERSION = {"BROADCAST_TO": 2}  # LiteRT registers BROADCAST_TO from version 2 (float and int8)
 REWRITTEN_AS = {"EXPAND_DIMS": "RESHAPE", "TILE": "BROADCAST_TO",
                 "UPSAMPLING": "RESIZE_NEAREST_NEIGHBOR (a nearest upsampling's reshape/tile chain)",
-                "REDUCE_MAX": "MAX_POOL_2D (between reshapes)"}  # what quantizable_ops' counts became
+                "REDUCE_MAX": "MAX_POOL_2D (between reshapes)",
+                "DEQUANTIZE": "float32 constants (the float16 weights of an fp16 export, widened)"}
+# what quantizable_ops' counts became
 
 
 def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
@@ -41,6 +46,9 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     counts: dict[str, int] = {}
     for graph in model.subgraphs:
+        widened = _widen_float16_constants(model, graph)
+        if widened:
+            counts["DEQUANTIZE"] = widened
         upsamplings = _fuse_nearest_upsampling(model, graph)
         if upsamplings:
             counts["UPSAMPLING"] = upsamplings
@@ -65,6 +73,30 @@ def quantizable_ops(content: bytes) -> tuple[bytes, dict]:
     if not counts:
         return content, {}
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), counts
+
+
+def _widen_float16_constants(model, graph) -> int:
+    """Each DEQUANTIZE of a float16 constant dropped, its output given the float32 values; how many."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from int8lab.model.ranges import _op_name
+
+    widened = []
+    for op in graph.operators:
+        source = graph.tensors[op.inputs[0]] if len(op.inputs) else None
+        data = model.buffers[source.buffer].data if source is not None else None
+        if _op_name(model, op) != "DEQUANTIZE" or source.type != schema.TensorType.FLOAT16 or data is None \
+                or len(data) == 0:
+            continue
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(np.frombuffer(bytes(data), np.float16).astype(np.float32).tobytes(), np.uint8)
+        model.buffers.append(buffer)
+        graph.tensors[op.outputs[0]].buffer = len(model.buffers) - 1
+        widened.append(id(op))
+    if widened:
+        graph.operators = [op for op in graph.operators if id(op) not in widened]
+        _drop_unused_tensors(model, graph)
+    return len(widened)
 
 
 def _reduce_max_as_pool(model, graph, op) -> bool:
@@ -183,6 +215,10 @@ def _drop_unused_tensors(model, graph) -> None:
         op.inputs = [index[t] if t >= 0 else t for t in op.inputs]
         op.outputs = [index[t] for t in op.outputs]
     graph.inputs, graph.outputs = [index[t] for t in graph.inputs], [index[t] for t in graph.outputs]
+    held = {t.buffer for g in model.subgraphs for t in g.tensors} | {m.buffer for m in model.metadata or []}
+    for k, buffer in enumerate(model.buffers):
+        if k not in held:
+            buffer.data = None  # no tensor reads it any more (an fp16 constant, say): not written out
     subgraph = model.subgraphs.index(graph)
     for signature in model.signatureDefs or []:
         if signature.subgraphIndex == subgraph:
