@@ -74,3 +74,26 @@ def test_an_activation_only_float_ops_read_stays_float_and_is_named():
                    if _op_name(model, op) == "CONV_2D"][1]
     calibrated.quantize((second_conv,))
     assert calibrated.notes.int8_kernels == {"integer": {}, "beside_float": [leaky[0]]}  # the second reads a float conv
+
+
+def test_exp_of_a_box_decode_runs_in_int8_when_every_kernel_is_to_be_integer():
+    import tensorflow as tf
+
+    from int8lab.model.aeq import quantize_tflite, with_signature
+    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.runtime import LiteRTModel
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 6, 4), tf.float32)])
+    def decode(x):
+        return tf.exp(x * 0.5) * 3.0
+
+    content = with_signature(tf.lite.TFLiteConverter.from_concrete_functions([decode.get_concrete_function()],
+                                                                             decode).convert())
+    rng = np.random.default_rng(4)
+    batches = [[rng.normal(size=(1, 6, 4)).astype(np.float32)] for _ in range(16)]
+    notes = {}
+    quantized = quantize_tflite(content, "int8", lambda: iter(batches), notes=notes)
+    assert inspect_tflite(quantized).float_ops == [] and notes["int8_kernels"]["integer"] == {"EXP": 1}
+    x = batches[0][0]
+    reference = LiteRTModel(content).predict(x)
+    assert np.median(np.abs(LiteRTModel(quantized).predict(x) / reference - 1)) < 0.02

@@ -1,7 +1,8 @@
 """Ops ai-edge-quantizer leaves in float that LiteRT (and XNNPACK) run in int8, made integer.
 
 ai-edge-quantizer 0.10 has no recipe for LEAKY_RELU (Darknet's YOLOv3/v4, many float-trained
-detectors: 11 of them in YOLOv3-tiny) and a few other elementwise activations, so it leaves them
+detectors: 11 of them in YOLOv3-tiny), EXP (a YOLOv3/YOLOX box decode, when every kernel is to be
+integer) and a few other elementwise activations, so it leaves them
 in float between a DEQUANTIZE of their int8 input and a QUANTIZE of their output, with the output's
 calibrated scale already on that QUANTIZE. LiteRT has int8 kernels for them, which rescale from
 any input scale to any output scale, as TF's converter writes them. So each such island becomes
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 # Unary ops with int8 and int16 LiteRT kernels that rescale between any two scales, and the op
 # version LiteRT registers their integer kernels under.
-INTEGER_KERNEL_VERSION = {"LEAKY_RELU": 2, "ELU": 2, "RELU6": 2, "RELU_N1_TO_1": 2, "RELU_0_TO_1": 1}
+INTEGER_KERNEL_VERSION = {"LEAKY_RELU": 2, "ELU": 2, "RELU6": 2, "RELU_N1_TO_1": 2, "RELU_0_TO_1": 1, "EXP": 2}
 
 
 def integer_islands(content: bytes, keep_float: frozenset[str] = frozenset()) -> tuple[bytes, dict]:
