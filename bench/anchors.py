@@ -22,6 +22,21 @@ class OrtModel:
         return np.concatenate([self.session.run(None, {self.name: batch[i:i + 1]})[0] for i in range(len(batch))])
 
 
+def with_node_names(model: Path, out: Path) -> Path:
+    """The model itself, or a copy whose unnamed nodes are named ``<op type>_<index>``: ONNX Runtime's
+    ``nodes_to_exclude`` picks nodes by name (Darknet converters write none, and an empty name
+    would exclude every unnamed node)."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    if all(node.name for node in proto.graph.node):
+        return model
+    for k, node in enumerate(proto.graph.node):
+        node.name = node.name or f"{node.op_type}_{k}"
+    onnx.save(proto, str(out))
+    return out
+
+
 def decode_tail(model: Path) -> list[str]:
     """Names of the ONNX nodes from the output back to, and including, the last convolutions: a
     detector's decode tail with its output convolutions, what int8lab's default keeps in float

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from anchors import OrtModel, decode_tail, ort_static_int8
+from anchors import OrtModel, decode_tail, ort_static_int8, with_node_names
 
 from int8lab.config import DataOptions
 from int8lab.model.source import ModelOptions, load_model_source
@@ -147,12 +147,13 @@ def run(args, out: Path) -> None:
         on_photos = validate_job(path, source, args.photos, spec, "test", out / f"{len(rows)}p") if photos else None
         rows.append((name, results, LiteRTModel(path, args.threads), converted.info.float_op_summary() or "none",
                      on_photos))
-    tail = decode_tail(args.model)
+    named = with_node_names(args.model, out / "named.onnx")
+    tail = decode_tail(named)
     ort_variants = [(m, None) for m in args.ort_methods.split(",") if m] + [("MinMax", tail)]
     for method, exclude in ort_variants:
         calibration = opts.generator(args.data, spec, split="val").generate_batches()
         cap = None if method == "MinMax" else args.ort_histogram_images
-        ort_path = ort_static_int8(args.model, calibration, out / f"ort_{method}_{len(rows)}.onnx", method, cap,
+        ort_path = ort_static_int8(named, calibration, out / f"ort_{method}_{len(rows)}.onnx", method, cap,
                                    exclude)
         ort = OrtModel(ort_path)
         results, on_photos = (evaluate(source, ort, generator.generate_samples(), files, spec.as_dict(), layout,

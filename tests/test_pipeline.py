@@ -45,7 +45,7 @@ def test_another_seed_draws_other_calibration_files(tmp_path, fashion_int8, fash
     assert other.metadata["calibration"]["files_sha256"] != fashion_int8.metadata["calibration"]["files_sha256"]
 
 
-def test_model_left_partly_float_is_refused_and_nothing_is_written(tmp_path, photo):
+def test_an_op_with_no_integer_kernel_stays_float_and_is_named_or_with_integer_only_refused(tmp_path, photo):
     import keras
     from conftest import tiny_keras_model
 
@@ -55,8 +55,12 @@ def test_model_left_partly_float_is_refused_and_nothing_is_written(tmp_path, pho
     out = tmp_path / "out"
     with pytest.raises(NotFullyIntegerError, match="SIN"):
         convert_job(tmp_path / "sin", tmp_path / "imgs", out / "m.tflite",
-                    DataOptions(input_size=(16, 16), quiet=True), "int8")
+                    DataOptions(input_size=(16, 16), quiet=True, integer_only=True), "int8")
     assert not out.exists() or list(out.iterdir()) == []
+    kept = convert_job(tmp_path / "sin", tmp_path / "imgs", out / "m.tflite", DataOptions(input_size=(16, 16),
+                                                                                        quiet=True), "int8")
+    said = [f.message for f in kept.warnings if f.check == "float-ops"]
+    assert said and "SIN" in said[0] and "--integer-only" in said[0] and not kept.info.fully_integer
 
 
 def test_failed_conversion_keeps_the_previous_model_whole(tmp_path, fashion_model, fashion_dir):

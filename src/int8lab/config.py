@@ -46,6 +46,7 @@ class DataOptions:
     task: str = "auto"
     normalise_boxes: bool = True
     head_precision: str = "auto"
+    integer_only: bool = False
     trust_pickle: bool = False
     target: str = "litert"
     metadata: bool = True

@@ -112,7 +112,14 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     planned |= set((range_notes.get("int8_kernels") or {}).get("beside_float") or ())
     unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
-        raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {unplanned}")
+        named = "; ".join(_in_model_terms(op, converted_source) for op in unplanned)
+        if opts.integer_only or opts.head_precision == "int8":
+            raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {named}. The quantizer has no "
+                                       f"integer kernel for them; without --integer-only (and --head-precision "
+                                       f"int8) int8lab keeps them in float and says so")
+        warnings.append(Finding("warning", "float-ops", f"{len(unplanned)} op(s) stay in float: the quantizer has "
+                                f"no integer kernel for them ({named}); the rest of the model is integer "
+                                f"(--integer-only refuses such a model)"))
     targeted, task = for_target(content, task, opts.target)
     if targeted is not content:
         content, info = targeted, inspect_tflite(targeted)
@@ -131,6 +138,13 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     if opts.metadata and not metadata["tflite_metadata"]["written"]:
         warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
     return ConvertResult(output, info, metadata, warnings, converted_source)
+
+
+def _in_model_terms(float_op: str, source) -> str:
+    """"KIND (tensor)" as the model's author knows it: the ONNX node that wrote it, where known."""
+    kind, tensor = float_op.split(" (", 1)
+    origin = getattr(source, "tensor_origin", lambda _: None)(tensor[:-1])
+    return f"{kind} from ONNX {origin}" if origin else float_op
 
 
 def head_score(task: dict, opts: DataOptions):

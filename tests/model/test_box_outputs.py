@@ -67,3 +67,31 @@ def test_channel_ranges_tell_boxes_from_scores(detector, sample):
     with torch.no_grad():
         ranges = channel_ranges(detector(sample).numpy(), 1)
     assert ranges.box_max > 50 and ranges.score_max <= 1 and ranges.ratio > 50
+
+
+class PerScaleHeads(torch.nn.Module):
+    """YOLOv3-style: each scale decodes [1, 3, h, w, 4 + 1 + classes] itself, and the last
+    concatenation joins the scales' anchors, not boxes and scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(3, 3 * 9, 1, stride=s) for s in (8, 16))
+
+    def forward(self, x):
+        heads = []
+        for conv, stride in zip(self.convs, (8, 16)):
+            raw = conv(x)
+            n, _, h, w = raw.shape
+            raw = raw.reshape(n, 3, 9, h, w).permute(0, 1, 3, 4, 2)
+            boxes = torch.sigmoid(raw[..., :4]) * stride * 4
+            scores = torch.sigmoid(raw[..., 4:5]) * torch.sigmoid(raw[..., 5:])
+            heads.append(torch.cat([boxes, scores], -1).permute(0, 4, 1, 2, 3).reshape(n, 8, -1))
+        return torch.cat(heads, 2)
+
+
+def test_per_scale_heads_joined_over_anchors_get_each_scale_rewritten():
+    model, sample = PerScaleHeads().eval(), torch.rand(1, 3, 64, 64)
+    rewritten = normalise_boxes(model, sample, (64, 64), 1)
+    with torch.no_grad():
+        before, after = model(sample).numpy(), rewritten(sample).numpy()
+    assert np.allclose(after[:, :4] * 64, before[:, :4], atol=1e-4) and np.array_equal(after[:, 4:], before[:, 4:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -340,3 +342,23 @@ def test_operators_of_common_exports_convert_to_a_float_tflite_like_onnx_runtime
     reference = source.predict(x)
     converted = LiteRTModel(convert(source, "none")).predict(x).reshape(reference.shape)
     assert np.abs(converted - reference).max() < 1e-4 * max(1.0, np.abs(reference).max())
+
+
+def test_a_float_op_is_named_by_the_onnx_node_that_wrote_it(tmp_path, photo):
+    """litert-torch names each tensor after the node's module: a warning (or an --integer-only
+    refusal) says "from ONNX Erf node 'lonely_erf'", not the rebuilt module's counter."""
+    from int8lab.config import DataOptions
+    from int8lab.pipeline import NotFullyIntegerError, convert_job
+
+    nodes = [helper.make_node("Div", ["x", "root2"], ["u"], name="scale"),
+             helper.make_node("Erf", ["u"], ["e"], name="lonely_erf"),
+             helper.make_node("Mul", ["e", "e"], ["y"], name="square")]
+    model = _graph_model(tmp_path, nodes, [_const("root2", 2 ** 0.5, shape=[])])
+    (tmp_path / "imgs").mkdir()
+    photo.save(tmp_path / "imgs" / "a.jpg")
+    opts = DataOptions(input_size=(8, 8), preset="unit", quiet=True)
+    result = convert_job(model, tmp_path / "imgs", tmp_path / "m.tflite", opts, "int8")
+    said = next(f.message for f in result.warnings if f.check == "float-ops")
+    assert "from ONNX Erf node 'lonely_erf'" in said
+    with pytest.raises(NotFullyIntegerError, match="Erf node 'lonely_erf'"):
+        convert_job(model, tmp_path / "imgs", tmp_path / "m2.tflite", replace(opts, integer_only=True), "int8")

@@ -49,6 +49,8 @@ _HELP = {
     "head_precision": ("--head-precision", "Detectors: auto (keep the decode tail, and the head's output "
                        "convolutions, in float where the calibration images measure it closer to the float model) | "
                        "int8 (every kernel integer, for accelerators that run nothing else)."),
+    "integer_only": ("--integer-only", "Refuse a model with any float kernel the quantizer could not make "
+                     "integer (by default such ops stay float, named in a warning)."),
     "trust_pickle": ("--trust-pickle", "PyTorch files holding pickled objects (a whole module): load them although "
                      "unpickling can run any code. Without it only tensors (state dicts) are read."),
     "target": ("--target", "litert (default) | mediapipe: I/O types MediaPipe Tasks accepts (float input and "

@@ -59,33 +59,40 @@ def normalise_boxes(module, sample, input_size: tuple[int, int], channel_axis: i
     graph = graph_module.graph
     output = next(n for n in graph.nodes if n.op == "output")
     node = _first_arg(output)
-    axis = channel_axis % len(sample_shape(node))
-    while not _is(node, "aten.cat.default"):
-        node, axis = _through_view(node, axis)
-    cat_axis = node.args[1] if len(node.args) > 1 else 0
-    rank = len(node.meta["val"].shape)
-    if cat_axis % rank != axis:
-        raise BoxRewriteError(f"the last concatenation joins axis {cat_axis % rank}, not the channel axis {axis}")
     per_channel = np.array([1 / width, 1 / height] * (BOX_CHANNELS // 2), np.float32)
-    offset, inputs = 0, list(node.args[0])
-    for k, part in enumerate(inputs):
-        span = int(part.meta["val"].shape[axis])
-        if offset < BOX_CHANNELS:
-            if offset + span > BOX_CHANNELS:
-                raise BoxRewriteError("one input of the final concatenation mixes box and score channels")
-            shape = [1] * rank
-            shape[axis] = span
-            name = f"_int8lab_box_scale_{k}"
-            graph_module.register_buffer(name, torch.from_numpy(per_channel[offset:offset + span].reshape(shape)))
-            with graph.inserting_before(node):
-                scale = graph.get_attr(name)
-                inputs[k] = graph.call_function(torch.ops.aten.mul.Tensor, (part, scale))
-        offset += span
-    node.args = (inputs, *node.args[1:])
+    for c, (node, axis) in enumerate(_channel_concats(node, channel_axis % len(sample_shape(node)))):
+        rank = len(sample_shape(node))
+        offset, inputs = 0, list(node.args[0])
+        for k, part in enumerate(inputs):
+            span = int(part.meta["val"].shape[axis])
+            if offset < BOX_CHANNELS:
+                if offset + span > BOX_CHANNELS:
+                    raise BoxRewriteError("one input of the final concatenation mixes box and score channels")
+                shape = [1] * rank
+                shape[axis] = span
+                name = f"_int8lab_box_scale_{c}_{k}"
+                graph_module.register_buffer(name, torch.from_numpy(per_channel[offset:offset + span].reshape(shape)))
+                with graph.inserting_before(node):
+                    scale = graph.get_attr(name)
+                    inputs[k] = graph.call_function(torch.ops.aten.mul.Tensor, (part, scale))
+            offset += span
+        node.args = (inputs, *node.args[1:])
     graph_module.recompile()
     graph_module.training = False  # exported in inference mode; eval() is refused on exported modules
     _check(module, graph_module, sample, per_channel, channel_axis)
     return graph_module
+
+
+def _channel_concats(node, axis: int) -> list:
+    """(concatenation, channel axis) of each concatenation that joins boxes and scores: the last
+    one, or, when the last joins anchors (Darknet's and YOLOv3's per-scale heads), each of its
+    inputs' own."""
+    while not _is(node, "aten.cat.default"):
+        node, axis = _through_view(node, axis)
+    cat_axis = node.args[1] if len(node.args) > 1 else 0
+    if cat_axis % len(sample_shape(node)) == axis:
+        return [(node, axis)]
+    return [found for part in node.args[0] for found in _channel_concats(part, axis)]
 
 
 def sample_shape(node) -> tuple:
@@ -117,8 +124,8 @@ def _through_view(node, axis: int):
         before, after = sample_shape(source), sample_shape(node)
         if after[axis] == before[axis - len(after) + len(before)] and axis == len(after) - 1:
             return source, len(before) - 1  # the channels stay the innermost axis
-        if before == after:
-            return source, axis
+        if before == after or before[:axis + 1] == after[:axis + 1]:
+            return source, axis  # only axes after the channels are merged or split
     raise BoxRewriteError(f"the detector's output passes through {target}, which int8lab cannot see through")
 
 

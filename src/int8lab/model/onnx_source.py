@@ -10,6 +10,7 @@ float reference for validation.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -451,6 +452,9 @@ STATIC_INPUTS = {"Resize": (1, 2, 3), "Clip": (1, 2), "Pad": (1, 2), "Slice": (1
                  "ReduceMax": (1,), "ReduceMin": (1,), "ReduceSum": (1,), "ReduceL2": (1,), "Upsample": (1,)}
 
 
+NODE_KEY = re.compile(r"OnnxNode_(n\d+_[0-9A-Za-z_]*)")  # the child key in a litert-torch tensor name
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -473,6 +477,18 @@ def build_module(model):
 
     from onnx import numpy_helper
 
+    class OnnxNode(torch.nn.Module):
+        """One ONNX node's computation: its own module only for the name litert-torch gives the
+        tensors it writes ("…OnnxNode_<key>;k", see ``onnx_node_of``)."""
+
+        def __init__(self, owner, run, attrs):
+            super().__init__()
+            self.__dict__["owner"] = owner  # the graph module, not registered as a child (no cycle)
+            self.run, self.attrs = run, attrs
+
+        def forward(self, args):
+            return self.run(self.owner, args, self.attrs)
+
     class OnnxModule(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -488,7 +504,16 @@ def build_module(model):
                     self._add_constant(node.output[0], numpy_helper.to_array(attrs["value"]), len(self.names) + 1000)
                     continue
                 self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
+            named = {node.output[0]: (node.name or node.output[0], node.op_type) for node in graph.node}
             self.nodes = fuse_gelu(self.nodes, self.float_constants)
+            # One child module per node, so that litert-torch names each tensor after its node.
+            self.onnx_nodes = {}  # child key -> (ONNX node name, op type)
+            children = {}
+            for k, (op_type, _, outputs, attrs) in enumerate(self.nodes):
+                key = f"n{k}_{re.sub(r'[^0-9A-Za-z_]', '_', named.get(outputs[0], (outputs[0],))[0])}"
+                self.onnx_nodes[key] = (named.get(outputs[0], (outputs[0], op_type))[0], op_type)
+                children[key] = OnnxNode(self, table[op_type], attrs)
+            self.calls = torch.nn.ModuleDict(children)
             initialisers = {i.name for i in graph.initializer}
             self.input_name = next(i.name for i in graph.input if i.name not in initialisers)
             self.output_name = graph.output[0].name
@@ -516,12 +541,12 @@ def build_module(model):
                     return self.constants[name]
                 return getattr(self, self.names[name])
 
-            for op_type, inputs, outputs, attrs in self.nodes:
+            for (op_type, inputs, outputs, _), call in zip(self.nodes, self.calls.values()):
                 self.outputs_of_current = len(outputs)
                 static = STATIC_INPUTS.get(op_type, ())
                 args = [self.float_constants[n] if k in static and n in self.float_constants else get(n)
                         for k, n in enumerate(inputs)]
-                result = table[op_type](self, args, attrs)
+                result = call(args)
                 if isinstance(result, tuple):
                     values.update(zip(outputs, result))
                 else:
@@ -641,10 +666,19 @@ class OnnxSource(TorchSource):
             shape = self._fixed_shape(dims)
             model = fold_shapes(model, inputs[0].name, shape)
             self.static_batch = True  # the folded graph is traced for batch 1
-            return shape, build_module(model)
-        shape = (1, *dims[1:]) if len(dims) == 4 and all(dims[1:]) else None
-        self.static_batch = bool(dims) and dims[0] is not None  # shapes inside were traced for it
-        return shape, build_module(model)
+        else:
+            shape = (1, *dims[1:]) if len(dims) == 4 and all(dims[1:]) else None
+            self.static_batch = bool(dims) and dims[0] is not None  # shapes inside were traced for it
+        module = build_module(model)
+        self.onnx_nodes = module.onnx_nodes
+        return shape, module
+
+    def tensor_origin(self, tensor: str) -> str | None:
+        """The ONNX node that wrote ``tensor`` (a tensor of the float .tflite, named by litert-torch
+        after the node's module), as "Gemm node '/model.16/value/MatMul'", or None."""
+        found = NODE_KEY.search(tensor)
+        node = getattr(self, "onnx_nodes", {}).get(found.group(1)) if found else None
+        return f"{node[1]} node '{node[0]}'" if node else None
 
     def _fixed_shape(self, dims: list) -> tuple[int, ...]:
         """Dynamic axes (an Ultralytics ``dynamic=True`` export, say): batch 1, the channels the
