@@ -131,13 +131,12 @@ class Calibrated:
                     full_int8 = self._correct_biases(ranking, measured.means, head_score)
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
-            if mode in ("int8", "int8-float-io"):
-                if head_score is not None:
-                    with phase("detector head precision"):
-                        self._choose_head_precision(head_score)
-                else:
-                    with phase("logits precision"):
-                        self._keep_logits_apart(ranges, full_int8)
+            if head_score is not None:  # any integer mode: int16 has no recipe for a decode tail's EXP either
+                with phase("detector head precision"):
+                    self._choose_head_precision(head_score)
+            elif mode in ("int8", "int8-float-io"):
+                with phase("logits precision"):
+                    self._keep_logits_apart(ranges, full_int8)
 
     def _float_where_xnnpack_has_no_int8(self) -> None:
         """With float I/O the model is for a CPU: the ops XNNPACK refuses in int8, read from the
