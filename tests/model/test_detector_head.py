@@ -33,3 +33,26 @@ def test_the_tail_runs_from_the_output_back_to_the_heads_learned_convolutions(ex
 
 def test_a_classifier_has_no_decode_tail(fashion_fp32_tflite):
     assert head_plan(fashion_fp32_tflite.read_bytes()) is None
+
+
+@pytest.mark.slow
+def test_the_head_precision_pass_runs_on_its_own(example_float_tflite):
+    """choose_head_precision takes a calibrated model and a detector's score, and leaves the
+    closest candidate's float ops in it; nothing of ai-edge-quantizer's own is needed to call it."""
+    import numpy as np
+
+    from int8lab.config import DataOptions
+    from int8lab.model.aeq import Calibrated
+    from int8lab.model.detector_head import choose_head_precision
+    from int8lab.tasks.detect import HeadScore, resolve_layout
+
+    opts = DataOptions(preset="unit", resize="letterbox", input_size=(160, 160), layout="nchw", quiet=True,
+                       num_samples=16)
+    generator = opts.generator(EXAMPLE / "data", opts.spec(), split="val")
+    calibrated = Calibrated(example_float_tflite, "int8", generator, bias_correction=False)
+    assert calibrated.kept_float == () and calibrated.notes.detector_head is None
+    score = HeadScore(resolve_layout(calibrated.reference.shape, (160, 160), 10))
+    notes = choose_head_precision(calibrated, score)
+    chosen = next(c for c in notes["candidates"] if c["name"] == notes["chosen"])
+    assert chosen["score"] == max(c["score"] for c in notes["candidates"])
+    assert list(calibrated.kept_float) == notes["float_tensors"] and np.isfinite(chosen["latency_ms"])

@@ -132,8 +132,10 @@ class Calibrated:
             else:
                 self.notes.bias_correction = {"kept": False, "reason": "--no-bias-correction"}
             if head_score is not None:  # any integer mode: int16 has no recipe for a decode tail's EXP either
+                from int8lab.model.detector_head import choose_head_precision
+
                 with phase("detector head precision"):
-                    self._choose_head_precision(head_score)
+                    self.notes.detector_head = choose_head_precision(self, head_score)
             elif mode in ("int8", "int8-float-io"):
                 with phase("logits precision"):
                     self._keep_logits_apart(ranges, full_int8)
@@ -249,66 +251,10 @@ class Calibrated:
                                    "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
-    def _choose_head_precision(self, head_score) -> None:
-        """A detector's decode tail: each candidate of detector_head.head_plan quantized and scored
-        against the float model on the calibration images; the closest is kept (the one with fewer
-        float ops on a tie). The class branch's ranges are widened first (detector_head.class_branch)."""
-        from int8lab.benchmark import bench_latencies
-        from int8lab.model.detector_head import CLASS_BRANCH_MARGIN, class_branch, head_plan
-        from int8lab.runtime import LiteRTModel
-
-        plan = head_plan(self.content)
-        if plan is None:
-            return
-        widened = sorted(class_branch(self.content, plan, head_score.num_classes) & set(self.calibration))
-        for name in widened:
-            stats = self.calibration[name]
-            self.calibration[name] = {**stats, "max": np.asarray(stats["max"]) * CLASS_BRANCH_MARGIN}
-        images, reference = np.concatenate(self.images), self.reference
-        scored, models, outputs = [], [], []
-        candidates = plan.candidates()
-        for name, tensors in steps(candidates, len(candidates), "candidates"):
-            content = self.quantize(tensors)
-            models.append(LiteRTModel(content))
-            outputs.append(models[-1].predict(images))
-            scored.append((float(head_score(reference, outputs[-1])), name, tensors, len(content)))
-        latencies = bench_latencies(models, runs=20)
-        best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
-        self.kept_float = best[2]
-        recentred = self._recentre_class_logits(plan, head_score, images, reference, outputs[scored.index(best)])
-        self.notes.detector_head = {
-            "chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
-            "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),
-            "class_branch_widened": len(widened), "class_branch_margin": CLASS_BRANCH_MARGIN,
-            "metric": "mAP50-95 against the float model's detections",
-            "candidates": [{"name": name, "score": score, "float_tensors": len(tensors), "size_bytes": size,
-                            "latency_ms": latency["mean_ms"]}
-                           for (score, name, tensors, size), latency in zip(scored, latencies)],
-            "class_logit_shift": recentred}
-
-    def _recentre_class_logits(self, plan, head_score, images, reference, quantized) -> dict | None:
-        """Add to the float class convolutions' biases the mean gap between float and int8 class
-        logits where the float model is confident (detector_head.CONFIDENT); kept when the
-        calibration images keep at least as many of the float detections with it."""
-        from int8lab.model.detector_head import CONFIDENT, MIN_CONFIDENT, class_convolutions
-        from int8lab.runtime import LiteRTModel
-
-        layers = class_convolutions(self.content, plan, head_score.num_classes)
-        pairs = head_score.score_pairs(reference, quantized, CONFIDENT)
-        if not layers or not layers <= set(self.kept_float) or pairs is None:
-            return None
-        float_scores, int8_scores = pairs
-        if len(float_scores) < MIN_CONFIDENT:
-            return {"kept": False, "reason": f"{len(float_scores)} confident class scores on the calibration "
-                                             f"images, fewer than {MIN_CONFIDENT}"}
-        delta = float(np.mean(_logit(float_scores) - _logit(int8_scores)))
-        self._bias_shift = (layers, delta)
-        before = head_score.kept(reference, quantized)
-        after = head_score.kept(reference, LiteRTModel(self.quantize()).predict(images))
-        if after < before:
-            self._bias_shift = None
-        return {"kept": after >= before, "delta": delta, "layers": len(layers), "confident_scores": len(float_scores),
-                "detections_kept_before": before, "detections_kept_after": after}
+    def shift_class_logits(self, shift: tuple[set[str], float] | None) -> None:
+        """Add ``delta`` to the biases of the layers writing ``layers`` in every later quantization
+        (``shift`` = (layers, delta); None takes it back): a detector's class logits re-centred."""
+        self._bias_shift = shift
 
     def quantize(self, float_tensors=()) -> bytes:
         """The quantized model, with the ops producing ``float_tensors`` (and ``kept_float``)
@@ -361,11 +307,6 @@ def op_scopes(content: bytes) -> dict[str, str]:
         for t in op.outputs:
             scopes[tfl.get_tensor_name(graph.tensors[t])] = regex
     return scopes
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def _quantizer(content: bytes, mode: str, estimator: str):

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 # Ops that move or select values without computing new ones.
 MOVEMENT_OPS = frozenset({"RESHAPE", "TRANSPOSE", "CONCATENATION", "SLICE", "STRIDED_SLICE", "SPLIT",
                           "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "GATHER", "PACK", "UNPACK"})
@@ -132,3 +134,75 @@ def class_branch(content: bytes, plan: HeadPlan, num_classes: int) -> set[str]:
         return seen
 
     return {tfl.get_tensor_name(graph.tensors[t]) for t in ancestors(classes) - ancestors(boxes)}
+
+
+def choose_head_precision(calibrated, head_score) -> dict | None:
+    """The detector pass of int8lab.model.aeq's quantization: each candidate of ``head_plan``
+    quantized from ``calibrated`` (an aeq.Calibrated) and scored by ``head_score`` against the
+    float model on its calibration images; the closest is kept as ``calibrated.kept_float`` (the
+    one with fewer float ops on a tie). The class branch's ranges are widened first
+    (``class_branch``), and the class logits re-centred after (``recentre_class_logits``). The
+    notes the sidecar and report keep, or None when the model has no decode tail."""
+    from int8lab.benchmark import bench_latencies
+    from int8lab.progress import steps
+    from int8lab.runtime import LiteRTModel
+
+    plan = head_plan(calibrated.content)
+    if plan is None:
+        return None
+    widened = sorted(class_branch(calibrated.content, plan, head_score.num_classes) & set(calibrated.calibration))
+    for name in widened:
+        stats = calibrated.calibration[name]
+        calibrated.calibration[name] = {**stats, "max": np.asarray(stats["max"]) * CLASS_BRANCH_MARGIN}
+    images, reference = np.concatenate(calibrated.images), calibrated.reference
+    scored, models, outputs = [], [], []
+    candidates = plan.candidates()
+    for name, tensors in steps(candidates, len(candidates), "candidates"):
+        content = calibrated.quantize(tensors)
+        models.append(LiteRTModel(content))
+        outputs.append(models[-1].predict(images))
+        scored.append((float(head_score(reference, outputs[-1])), name, tensors, len(content)))
+    latencies = bench_latencies(models, runs=20)
+    best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
+    calibrated.kept_float = best[2]
+    recentred = recentre_class_logits(calibrated, plan, head_score, images, outputs[scored.index(best)])
+    return {"chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
+            "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),
+            "class_branch_widened": len(widened), "class_branch_margin": CLASS_BRANCH_MARGIN,
+            "metric": "mAP50-95 against the float model's detections",
+            "candidates": [{"name": name, "score": score, "float_tensors": len(tensors), "size_bytes": size,
+                            "latency_ms": latency["mean_ms"]}
+                           for (score, name, tensors, size), latency in zip(scored, latencies)],
+            "class_logit_shift": recentred}
+
+
+def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.ndarray,
+                          quantized: np.ndarray) -> dict | None:
+    """Add to the float class convolutions' biases the mean gap between float and int8 class
+    logits where the float model is confident (CONFIDENT), measured on ``calibrated``'s images
+    (``quantized``: the chosen candidate's outputs on them); kept when those images keep at least
+    as many of the float detections with it."""
+    from int8lab.runtime import LiteRTModel
+
+    layers = class_convolutions(calibrated.content, plan, head_score.num_classes)
+    reference = calibrated.reference
+    pairs = head_score.score_pairs(reference, quantized, CONFIDENT)
+    if not layers or not layers <= set(calibrated.kept_float) or pairs is None:
+        return None
+    float_scores, int8_scores = pairs
+    if len(float_scores) < MIN_CONFIDENT:
+        return {"kept": False, "reason": f"{len(float_scores)} confident class scores on the calibration "
+                                         f"images, fewer than {MIN_CONFIDENT}"}
+    delta = float(np.mean(_logit(float_scores) - _logit(int8_scores)))
+    calibrated.shift_class_logits((layers, delta))
+    before = head_score.kept(reference, quantized)
+    after = head_score.kept(reference, LiteRTModel(calibrated.quantize()).predict(images))
+    if after < before:
+        calibrated.shift_class_logits(None)
+    return {"kept": after >= before, "delta": delta, "layers": len(layers), "confident_scores": len(float_scores),
+            "detections_kept_before": before, "detections_kept_after": after}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
