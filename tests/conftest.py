@@ -107,7 +107,7 @@ def fashion_opts():
     """Calibration options that fit the example model (the rest is read from the model)."""
     from int8lab.config import DataOptions
 
-    return DataOptions(preset="unit", quiet=True)
+    return DataOptions(preset="unit", quiet=True, compare_plans="off")
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def test_raw_pixels_for_a_rescaling_model_pass_with_a_small_calibration_warning(
     (tmp_path / "imgs").mkdir()
     photo.save(tmp_path / "imgs" / "a.jpg")
     result = convert_job(tmp_path / "rescaling.keras", tmp_path / "imgs", tmp_path / "m.tflite",
-                         DataOptions(preset="raw", quiet=True))
+                         DataOptions(preset="raw", quiet=True, target="integer"))
     assert [w.check for w in result.warnings] == ["calibration-size"]
     assert result.info.fully_integer
 

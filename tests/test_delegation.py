@@ -32,6 +32,6 @@ def test_the_slower_int8_warning_names_the_cause_and_the_float_io_way_out():
 
     latency = {"fp32": {"mean_ms": 0.089}, "int8": {"mean_ms": 0.165}}
     hard_swish = Delegation(21, 91, ("HARD_SWISH (a)", "SOFTMAX (b)"))
-    [warning] = slower_int8(latency, cpu_info(), hard_swish)
-    assert "HARD_SWISH x1" in warning and "int8-float-io" in warning
+    [warning] = slower_int8(latency, cpu_info(), hard_swish, "integer")
+    assert "HARD_SWISH x1" in warning and "--target cpu" in warning
     assert slower_int8({"fp32": {"mean_ms": 1.0}, "int8": {"mean_ms": 0.5}}, cpu_info(), hard_swish) == []

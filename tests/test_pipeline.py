@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -93,12 +94,17 @@ def test_validate_job_writes_metrics_pngs_and_report(tmp_path, fashion_int8, fas
 @pytest.mark.slow
 def test_quantize_meets_the_example_targets(tmp_path, fashion_model, fashion_dir, fashion_opts):
     """Acceptance: agreement >= 99 %, accuracy drop <= 0.5 points, size <= 40 % of fp32."""
-    summary = quantize_job(fashion_model, fashion_dir, tmp_path, fashion_opts)
+    summary = quantize_job(fashion_model, fashion_dir, tmp_path, replace(fashion_opts, compare_plans="on"))
     v = summary["validation"]
     assert v["top1_agreement"] >= 0.99
     assert v["accuracy_drop_points"] <= 0.5
     assert summary["sizes"]["int8_vs_fp32"] <= 0.40
-    assert summary["conversion"]["tflite"]["fully_integer"]
+    # The CPU plan: every op in XNNPACK, float I/O; the integer plan beside it, measured.
+    assert summary["conversion"]["mode"] == "int8-float-io" and not summary["delegation"]["int8"]["fallback"]
+    other = summary["other_plan"]
+    assert other["target"] == "integer" and other["mode"] == "int8" and other["fully_integer"]
+    assert other["metrics"]["top1_agreement"] >= 0.99 and (tmp_path / "plan_integer" / "model_int8.tflite").exists()
+    assert "## Precision plan" in (tmp_path / "report.md").read_text()
     assert v["split"] == "test" and summary["conversion"]["calibration"]["split"] == "val"
     report = (tmp_path / "report.md").read_text()
     assert "top-1 agreement" in report and "latency" in report
@@ -108,7 +114,7 @@ def test_quantize_meets_the_example_targets(tmp_path, fashion_model, fashion_dir
 
 @pytest.mark.slow
 def test_pytorch_state_dict_meets_the_targets_and_writes_onnx(tmp_path, torch_options, fashion_dir, fashion_opts):
-    """Issue acceptance: fully integer, agreement >= 99 %, accuracy drop <= 1 point."""
+    """Issue acceptance: every op in XNNPACK, agreement >= 99 %, accuracy drop <= 1 point."""
     from conftest import TORCH_MODEL
 
     from int8lab.model.source import load_model_source
@@ -116,7 +122,7 @@ def test_pytorch_state_dict_meets_the_targets_and_writes_onnx(tmp_path, torch_op
     summary = quantize_job(load_model_source(TORCH_MODEL, torch_options), fashion_dir, tmp_path,
                            fashion_opts, onnx=True)
     v = summary["validation"]
-    assert summary["conversion"]["tflite"]["fully_integer"]
+    assert not summary["delegation"]["int8"]["fallback"]
     assert v["top1_agreement"] >= 0.99 and v["accuracy_drop_points"] <= 1.0
     assert summary["conversion"]["backend"] == "litert-torch + ai-edge-quantizer"
     assert (tmp_path / "model.onnx").stat().st_size > 100_000
@@ -130,7 +136,7 @@ def test_pytorch_state_dict_meets_the_targets_and_writes_onnx(tmp_path, torch_op
 def test_onnx_model_meets_the_targets(tmp_path, torch_onnx, fashion_dir, fashion_opts):
     summary = quantize_job(torch_onnx, fashion_dir, tmp_path, fashion_opts)
     v = summary["validation"]
-    assert summary["conversion"]["tflite"]["fully_integer"]
+    assert not summary["delegation"]["int8"]["fallback"]
     assert v["top1_agreement"] >= 0.99 and v["accuracy_drop_points"] <= 1.0
 
 
@@ -191,7 +197,7 @@ def test_diagnose_job_ranks_a_pytorch_model_side_by_side(tmp_path, torch_options
 
 @pytest.mark.slow
 def test_max_drop_met_by_full_int8_leaves_nothing_float(tmp_path, fashion_model, fashion_dir, fashion_opts):
-    summary = quantize_job(fashion_model, fashion_dir, tmp_path, fashion_opts, max_drop=1.0)
+    summary = quantize_job(fashion_model, fashion_dir, tmp_path, replace(fashion_opts, target="integer"), max_drop=1.0)
     assert summary["recovery"]["float_tensors"] == [] and "before" not in summary["recovery"]
     assert summary["conversion"]["tflite"]["fully_integer"] and not (tmp_path / "model_int8_full.tflite").exists()
     assert "Full int8 meets the budget" in (tmp_path / "report.md").read_text()
@@ -200,7 +206,7 @@ def test_max_drop_met_by_full_int8_leaves_nothing_float(tmp_path, fashion_model,
 @pytest.mark.slow
 def test_max_drop_recovers_the_badly_quantizing_model(tmp_path, mobilenet_model, fashion_dir):
     """Issue acceptance: the budget holds on the ranking set with at most 10 % of kernels in float."""
-    summary = quantize_job(mobilenet_model, fashion_dir, tmp_path, DataOptions(preset="tf", quiet=True),
+    summary = quantize_job(mobilenet_model, fashion_dir, tmp_path, DataOptions(preset="tf", quiet=True, target="integer"),
                            max_drop=0.5)
     r = summary["recovery"]
     assert r["drop_before"] > 0.5 >= r["drop_after"]

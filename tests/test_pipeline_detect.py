@@ -11,13 +11,13 @@ from conftest import ROOT, int8lab
 
 EXAMPLE = ROOT / "examples" / "detect"
 FLAGS = ("--data", EXAMPLE / "data", "--preset", "unit", "--resize", "letterbox", "--input-size", "160", "160",
-         "-q", "--json")
+         "--compare-plans", "off", "-q", "--json")
 
 
 @pytest.fixture(scope="module")
 def quantized(tmp_path_factory):
     out = tmp_path_factory.mktemp("detector")
-    result = int8lab("quantize", EXAMPLE / "yolo_tiny.onnx", *FLAGS, "-o", out)
+    result = int8lab("quantize", EXAMPLE / "yolo_tiny.onnx", *FLAGS, "--target", "integer", "-o", out)
     return out, json.loads(result.stdout)
 
 
@@ -65,7 +65,7 @@ def test_a_float_tflite_detector_keeps_its_detections_without_a_graph_rewrite(qu
     """A float .tflite cannot be rewritten like a PyTorch graph: the decode tail left in float
     keeps its boxes and scores apart (full int8 of it crushes the scores in one output scale)."""
     out, _ = quantized
-    summary = json.loads(int8lab("quantize", out / "model_fp32.tflite", *FLAGS[:-5], "-q", "--json",
+    summary = json.loads(int8lab("quantize", out / "model_fp32.tflite", *FLAGS[:-7], "-q", "--json",
                                  "-o", tmp_path).stdout)
     head = summary["conversion"]["range_corrections"]["detector_head"]
     assert head["chosen"] != "full int8" and summary["conversion"]["task"]["layout"]["boxes"] == "pixels"

@@ -30,7 +30,8 @@ def lite1_summary(tmp_path_factory):
     for path in sorted(SHARED_PHOTOS.iterdir()):
         shutil.copyfile(path, photos / path.name)
     source = load_model_source(entry.weights(), entry.model_options())
-    return quantize_job(source, photos, tmp_path_factory.mktemp("lite1"), entry.data_options(quiet=True))
+    return quantize_job(source, photos, tmp_path_factory.mktemp("lite1"), entry.data_options(quiet=True, target="integer",
+                                                                                            compare_plans="off"))
 
 
 @pytest.mark.slow

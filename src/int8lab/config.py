@@ -48,7 +48,8 @@ class DataOptions:
     head_precision: str = "auto"
     integer_only: bool = False
     trust_pickle: bool = False
-    target: str = "litert"
+    target: str = "cpu"
+    compare_plans: str = "auto"
     metadata: bool = True
 
     def spec(self, model_input: ModelInput | None = None) -> PreprocessSpec:

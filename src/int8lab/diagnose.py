@@ -47,8 +47,9 @@ class LayerError:
         return asdict(self)
 
 
-def make_debugger(source, calibration):
-    """A QuantizationDebugger for full int8 (int8 I/O), calibrated once on ``calibration``."""
+def make_debugger(source, calibration, mode: str = "int8"):
+    """A QuantizationDebugger for int8 (``mode`` int8: int8 I/O; int8-float-io: float I/O),
+    calibrated once on ``calibration``."""
     if not uses_debugger(source):
         raise UsageError("TF's QuantizationDebugger takes Keras/SavedModel models on the converter "
                          "backend; PyTorch, ONNX and .tflite models go through ai-edge-quantizer")
@@ -58,8 +59,10 @@ def make_debugger(source, calibration):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    options = tf.lite.experimental.QuantizationDebugOptions(fully_quantize=True)
+    float_io = mode == "int8-float-io"
+    if not float_io:
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    options = tf.lite.experimental.QuantizationDebugOptions(fully_quantize=not float_io)
     with stdout_to_devnull(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the debugger's own use of tf.lite.Interpreter, and I/O stats
         return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=calibration,
@@ -157,7 +160,7 @@ def quantize_with_float(debugger, float_tensors: list[str]) -> bytes:
     with warnings.catch_warnings(), stdout_to_devnull():
         warnings.simplefilter("ignore")  # the debugger re-creates a (deprecated) tf.lite.Interpreter
         debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-            fully_quantize=True, denylisted_nodes=list(float_tensors))
+            fully_quantize=debugger.options.fully_quantize, denylisted_nodes=list(float_tensors))
         return debugger.get_nondebug_quantized_model()
 
 
@@ -289,7 +292,7 @@ class Recovery:
                 "steps": [asdict(s) for s in self.steps]}
 
 
-def rank_layers(source, calibration, head_score=None):
+def rank_layers(source, calibration, head_score=None, mode: str = "int8"):
     """The layers of int8 ranked by their error, a ``requantize(tensors)`` that leaves those
     tensors' ops in float, and how the error was measured (PER_LAYER or END_TO_END): TF's
     QuantizationDebugger on the converter path, float and int8 .tflite side by side on
@@ -301,16 +304,16 @@ def rank_layers(source, calibration, head_score=None):
     from int8lab.model.convert import convert
 
     if uses_debugger(source):
-        debugger = make_debugger(source, calibration)
+        debugger = make_debugger(source, calibration, mode)
         return layer_errors(debugger), partial(quantize_with_float, debugger), PER_LAYER
-    calibrated = Calibrated(convert(source, "none"), "int8", calibration, getattr(source, "range_estimator", "minmax"),
+    calibrated = Calibrated(convert(source, "none"), mode, calibration, getattr(source, "range_estimator", "minmax"),
                             getattr(source, "bias_correction", True), head_score)
     samples = (sample[None] for batch in calibration.generate_batches() for sample in batch)
     return tensor_errors(calibrated.content, calibrated.quantize(), samples), calibrated.quantize, END_TO_END
 
 
 def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False,
-                     task: dict | None = None, spec=None, int8_source=None) -> Recovery:
+                     task: dict | None = None, spec=None, int8_source=None, mode: str = "int8") -> Recovery:
     """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
     EvalSet of calibration-split images, never the held-out test split) is within ``budget``,
     the drop as the task measures it against ``source``, the float reference. The layers are
@@ -325,7 +328,7 @@ def recover_accuracy(source, calibration, ranking, budget: float, progress: bool
     task = task or {"name": "classify"}
     metric, drop_of = get_task(task["name"]).drop_function(source, ranking, task, spec, progress)
     source = int8_source or source
-    ranked, requantize, method = rank_layers(source, calibration, head_scorer(task))
+    ranked, requantize, method = rank_layers(source, calibration, head_scorer(task), mode)
     if task["name"] == "detect":
         order = measured_order(convert(source, "none"), requantize, drop_of,
                                lambda it, n: track(it, n, "layer sensitivity", progress))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import platform
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from int8lab.errors import Int8labError, UsageError
 from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_ACTIVATION_MODES, convert
 from int8lab.model.source import sha256_of
 from int8lab.model.metadata import writer_missing
-from int8lab.model.targets import check_mediapipe_detector, for_target, mode_for_target
+from int8lab.model.targets import AUTO, check_mediapipe_detector, for_target, mode_for_target, other_plan
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.report.markdown import validation_report
@@ -62,7 +63,7 @@ class ConvertResult:
     source: object = None  # the model the integer modes converted (a detector's may be rewritten)
 
 
-def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "int8",
+def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AUTO,
                 labels_file: Path | None = None, allow_double_normalisation: bool = False,
                 held_out=None, detection: dict | None = None) -> ConvertResult:
     """Pre-flight, convert, verify, then write OUT.tflite and OUT.tflite.json atomically.
@@ -130,7 +131,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = "i
     metadata["preprocessing_detection"] = detection
     metadata["task"] = task
     metadata["range_corrections"] = range_notes or None
-    metadata["target"] = {"name": opts.target, "io": target_why, "form": task.get("form")}
+    metadata["target"] = {"name": opts.target, "why": target_why, "form": task.get("form")}
     if held_out is not None:
         metadata["held_out"] = {"data_dir": str(Path(held_out.root).resolve()), "split": held_out.split,
                                 "count": len(held_out)}
@@ -271,17 +272,18 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec | Pr
 def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                  labels_file: Path | None = None, eval_split: str = "test",
                  allow_double_normalisation: bool = False, threads: int | None = None,
-                 onnx: bool = False, max_drop: float | None = None, mode: str = "int8") -> dict:
+                 onnx: bool = False, max_drop: float | None = None, mode: str = AUTO) -> dict:
     """The main job: int8 model + validation on held-out images + size and latency + report.
 
-    ``mode`` is one of the calibrated integer modes (int8 I/O by default; int8-float-io for a
-    CPU); ``onnx`` also writes the full-precision PyTorch model as ``model.onnx`` beside it;
-    ``max_drop`` (points) keeps the worst layers in float until the budget holds."""
-    if mode not in CALIBRATED_MODES:
-        raise UsageError(f"int8lab quantize makes an integer model: --quantize takes {', '.join(CALIBRATED_MODES)}, "
-                         f"got {mode!r} (int8lab convert --quantize makes the others)")
-    if max_drop is not None and mode != "int8":
-        raise UsageError(f"--max-drop ranks layers in the int8 mode; it does not take --quantize {mode}")
+    ``mode`` is one of the calibrated integer modes, or "auto": the plan of ``opts.target``
+    (int8lab.model.targets); ``onnx`` also writes the full-precision PyTorch model as
+    ``model.onnx`` beside it; ``max_drop`` (points) keeps the worst layers in float until the
+    budget holds."""
+    if mode not in (AUTO, *CALIBRATED_MODES):
+        raise UsageError(f"int8lab quantize makes an integer model: --quantize takes {AUTO}, "
+                         f"{', '.join(CALIBRATED_MODES)}, got {mode!r} (int8lab convert --quantize makes the others)")
+    if max_drop is not None and mode not in (AUTO, "int8", "int8-float-io"):
+        raise UsageError(f"--max-drop ranks layers in int8; it does not take --quantize {mode}")
     out_dir = Path(out_dir)
     with phases(not opts.quiet) as record:
         with phase("loading the model"):
@@ -289,8 +291,10 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
         source, opts, spec, eval_split = run.source, run.opts, run.spec, run.eval_split
         labels = read_labels_file(labels_file) if labels_file else None
         held_out = run.held_out
+        started = time.monotonic()
         converted = convert_job(run, data_dir, out_dir / "model_int8.tflite", opts, mode, labels_file,
                                 allow_double_normalisation, held_out)
+        conversion_seconds = time.monotonic() - started
         task = converted.metadata["task"]["name"]
         if onnx:
             export_onnx(source, out_dir / "model.onnx")
@@ -319,7 +323,15 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                    "validation": results,
                    "conversion": converted.metadata, "sizes": sizes, "latency": latency,
                    "delegation": {name: d.as_dict() for name, d in runs_on.items()},
-                   "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"])}
+                   "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"],
+                                                                                 opts.target)}
+        if compare_plans(opts, conversion_seconds, mode, max_drop):
+            with phase(f"the {other_plan(opts.target)} plan, for comparison"):
+                summary["other_plan"] = other_plan_job(run, out_dir, labels_file, allow_double_normalisation,
+                                                       labels, threads)
+        elif other_plan(opts.target):
+            summary["other_plan"] = {"target": other_plan(opts.target), "measured": False,
+                                     "why": plan_skipped(opts, conversion_seconds, mode, max_drop)}
         if converted.metadata["task"].get("form") and results.get("labelled"):
             with phase("what MediaPipe's way costs"):
                 summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", run, labels, results)
@@ -329,6 +341,52 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+PLAN_COMPARISON_SECONDS = 90  # --compare-plans auto: what one more conversion may cost
+
+
+def compare_plans(opts: DataOptions, conversion_seconds: float, mode: str, max_drop) -> bool:
+    """Whether quantize also makes the other target's plan (int8lab.model.targets.other_plan)."""
+    if opts.compare_plans not in ("auto", "on", "off"):
+        raise UsageError(f"--compare-plans must be auto, on or off, got {opts.compare_plans!r}")
+    return plan_skipped(opts, conversion_seconds, mode, max_drop) is None
+
+
+def plan_skipped(opts: DataOptions, conversion_seconds: float, mode: str, max_drop) -> str | None:
+    """Why the other plan is not measured, or None."""
+    if other_plan(opts.target) is None:
+        return f"--target {opts.target} has no other plan"
+    if mode != AUTO or max_drop is not None:
+        return "--quantize or --max-drop chose the model (the plans are compared with the default)"
+    if opts.compare_plans == "off":
+        return "--compare-plans off"
+    if opts.compare_plans == "auto" and conversion_seconds > PLAN_COMPARISON_SECONDS:
+        return (f"the conversion took {conversion_seconds:.0f} s (more than {PLAN_COMPARISON_SECONDS} s): "
+                f"--compare-plans on measures it")
+    return None
+
+
+def other_plan_job(run: RunContext, out_dir: Path, labels_file, allow_double_normalisation: bool,
+                   labels, threads) -> dict:
+    """The other target's model (OUT/plan_TARGET/model_int8.tflite), validated on the same
+    held-out images and timed on this CPU: what choosing it instead would cost."""
+    target = other_plan(run.opts.target)
+    folder = out_dir / f"plan_{target}"
+    opts = replace(run.opts, target=target)
+    other = copy.copy(run)  # the split indexes it walked stay with it
+    object.__setattr__(other, "opts", opts)
+    converted = convert_job(other, run.data_dir, folder / "model_int8.tflite", opts, AUTO,
+                            labels_file, allow_double_normalisation, run.held_out)
+    results = validate_job(converted.path, run.source, run.data_dir, run.spec, run.eval_split, folder, labels,
+                           opts.dataset_type, not opts.quiet, converted.metadata["task"]["name"], index=run.held_out)
+    metrics = task_of_results(results).RECOVERY_METRICS
+    return {"target": target, "measured": True, "mode": converted.metadata["mode"], "model": str(converted.path),
+            "metrics": {key: results.get(key) for key, _ in metrics}, "metric_names": dict(metrics),
+            "size_bytes": converted.info.size_bytes,
+            "latency": measure_latency(LiteRTModel(converted.path, threads)),
+            "delegation": delegation(converted.path.read_bytes(), threads).as_dict(),
+            "fully_integer": converted.info.as_dict()["fully_integer"]}
 
 
 def mediapipe_cost(float_model: Path, run: RunContext, labels, results: dict) -> dict:
@@ -344,14 +402,14 @@ def mediapipe_cost(float_model: Path, run: RunContext, labels, results: dict) ->
             "mediapipe_int8_map50_95": results["map50_95"]}
 
 
-def slower_int8(latency: dict, cpu, int8_delegation) -> list[str]:
+def slower_int8(latency: dict, cpu, int8_delegation, target: str = "cpu") -> list[str]:
     """A warning when the int8 model is slower than the fp32 one on this CPU, with the likely
     causes: the CPU's int8 instructions, and the ops XNNPACK leaves to the built-in kernels."""
     fp32, int8 = latency["fp32"]["mean_ms"], latency["int8"]["mean_ms"]
     if int8 <= fp32:
         return []
-    remedy = ("; for a CPU, --quantize int8-float-io (ai-edge-quantizer) runs in float, inside XNNPACK, what it "
-              "refuses in int8" if int8_delegation.fallback else "")
+    remedy = ("; for a CPU, --target cpu runs in float, inside XNNPACK, what it refuses in int8"
+              if int8_delegation.fallback and target != "cpu" else "")
     return [f"the int8 model is slower than the fp32 one on this CPU ({int8:.3f} vs {fp32:.3f} ms; "
             f"{cpu.describe()}): {cpu.int8_meaning()}; {int8_delegation.describe()}{remedy}"]
 
@@ -376,7 +434,7 @@ def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labe
         ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, run.calibration_split, labels,
                                  opts.dataset_type, not opts.quiet)
         recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet,
-                                    task, spec, converted.source)
+                                    task, spec, converted.source, converted.metadata["mode"])
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
                        recovery.method)
     if not recovery.needed:

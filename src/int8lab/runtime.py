@@ -112,6 +112,13 @@ class Delegation:
         return (f"XNNPACK runs {self.delegated} of {self.delegated + len(self.fallback)} ops in "
                 f"{self.partitions} partition(s)" + (f"; on the built-in kernels: {rest}" if rest else ""))
 
+    def summary(self) -> str:
+        """For a table cell: "71 of 73 ops, 1 partition(s); built-in: QUANTIZE x1"."""
+        ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
+        rest = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        return (f"{self.delegated} of {self.delegated + len(self.fallback)} ops, {self.partitions} partition(s)"
+                + (f"; built-in: {rest}" if rest else ""))
+
     def fallback_ops(self) -> list[tuple[str, str]]:
         """(op kind, tensor it writes) of each op on the built-in kernels."""
         return [(entry.split(" ", 1)[0], entry.split(" (", 1)[1][:-1]) for entry in self.fallback]

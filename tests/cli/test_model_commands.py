@@ -120,7 +120,7 @@ def test_convert_with_auto_preset_shows_the_candidates_and_its_pick(tmp_path, fa
 def test_native_library_logs_stay_off_the_terminal(tmp_path, fashion_model, fashion_dir):
     """TensorFlow's absl lines and the converter's calibration line never reach a user's stderr."""
     result = int8lab("convert", fashion_model, "--data", fashion_dir, "-o", tmp_path / "m.tflite",
-                     "--preset", "unit", "--num-samples", 100, "-q")
+                     "--preset", "unit", "--num-samples", 100, "--target", "integer", "-q")
     assert result.stderr == "" and "fully integer: yes" in result.stdout
 
 
@@ -129,12 +129,13 @@ def test_quantize_takes_the_integer_modes_and_refuses_the_others(tmp_path, fashi
     """The main job in float I/O (for a CPU) as `convert --quantize` makes it; float modes are
     `convert`'s, and `--max-drop` ranks layers in int8 only."""
     summary = json.loads(int8lab("quantize", fashion_model, "--data", fashion_dir, "--preset", "unit",
-                                 "--quantize", "int8-float-io", "-q", "--json", "-o", tmp_path).stdout)
+                                 "--quantize", "int8-float-io", "--compare-plans", "off", "-q", "--json", "-o",
+                                 tmp_path).stdout)
     assert summary["conversion"]["mode"] == "int8-float-io"
     assert summary["conversion"]["tflite"]["inputs"][0]["dtype"] == "float32"
     assert summary["validation"]["top1_agreement"] >= 0.99
-    for extra, message in ((("--quantize", "fp16"), "--quantize takes int8, uint8"),
-                           (("--quantize", "uint8", "--max-drop", "1"), "--max-drop ranks layers in the int8 mode")):
+    for extra, message in ((("--quantize", "fp16"), "--quantize takes auto, int8, uint8"),
+                           (("--quantize", "uint8", "--max-drop", "1"), "--max-drop ranks layers in int8")):
         result = int8lab("quantize", fashion_model, "--data", fashion_dir, "--preset", "unit", *extra,
                          "-o", tmp_path / "no", check=False)
         assert result.returncode == 2 and message in result.stderr and not (tmp_path / "no").exists()

@@ -50,7 +50,7 @@ def test_mediapipe_target_takes_float_io_and_says_why():
     spec = resolve_preprocess_spec((48, 48), preset="tf")
     mode, why = mode_for_target("int8", "mediapipe", spec)
     assert mode == "int8-float-io" and "refuse int8" in why
-    assert mode_for_target("int8", "litert", spec) == ("int8", None)
+    assert mode_for_target("int8", "cpu", spec) == ("int8", None)
 
 
 @pytest.mark.parametrize("options, words", [({"layout": "nchw"}, "--io-layout nhwc"), ({"color": "bgr"}, "RGB")])

@@ -58,7 +58,8 @@ def convert_command(
     data: Path = typer.Option(None, "--data", help="Calibration images (needed by int8, uint8, "
                                                    "int8-float-io, int16x8)."),
     output: Path = typer.Option(..., "-o", "--output", help="The .tflite to write (and OUT.json)."),
-    quantize: str = typer.Option("int8", "--quantize", help=" | ".join(MODES)),
+    quantize: str = typer.Option("auto", "--quantize", help="auto (the --target's plan: int8-float-io for a "
+                                 "CPU, int8 for --target integer) | " + " | ".join(MODES)),
     labels: Path = LABELS,
     allow_double_normalisation: bool = DOUBLE_NORM,
     arch: str = ARCH,
@@ -82,7 +83,7 @@ def convert_command(
     _print_detection(result.metadata.get("preprocessing_detection"))
     info = result.info
     inp, out = info.inputs[0], info.outputs[0]
-    typer.echo(f"wrote {result.path} ({info.size_bytes / 1024:.1f} KiB, mode {quantize}) and "
+    typer.echo(f"wrote {result.path} ({info.size_bytes / 1024:.1f} KiB, mode {result.metadata['mode']}) and "
                f"{result.path}.json")
     typer.echo(f"  input  {inp.dtype} {inp.shape} scale {inp.scale:.6g} zero point {inp.zero_point}")
     typer.echo(f"  output {out.dtype} {out.shape} scale {out.scale:.6g} zero point {out.zero_point}")
@@ -148,9 +149,10 @@ def quantize_command(
                                    "calibration split: keep the worst layers in float until it holds."),
     range_estimator: str = ESTIMATOR,
     bias_correction: bool = BIAS_CORRECTION,
-    mode: str = typer.Option("int8", "--quantize", help="int8 (int8 I/O, the default) | uint8 (uint8 I/O) | "
-                             "int8-float-io (integer kernels, float I/O: for a CPU, what XNNPACK refuses in int8 "
-                             "runs in float inside it) | int16x8."),
+    mode: str = typer.Option("auto", "--quantize", help="auto (the default: the --target's plan) | "
+                             "int8-float-io (integer kernels, float I/O, what XNNPACK refuses in int8 in float "
+                             "inside it: --target cpu's) | int8 (int8 I/O: --target integer's) | uint8 (uint8 I/O) "
+                             "| int16x8."),
     *,
     opts: DataOptions,
 ):

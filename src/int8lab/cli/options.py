@@ -53,8 +53,13 @@ _HELP = {
                      "integer (by default such ops stay float, named in a warning)."),
     "trust_pickle": ("--trust-pickle", "PyTorch files holding pickled objects (a whole module): load them although "
                      "unpickling can run any code. Without it only tensors (state dicts) are read."),
-    "target": ("--target", "litert (default) | mediapipe: I/O types MediaPipe Tasks accepts (float input and "
-                           "output with NormalizationOptions metadata)."),
+    "target": ("--target", "cpu (default: LiteRT with XNNPACK; integer kernels, float I/O, float inside XNNPACK "
+                           "where it has no int8 kernel) | integer (every op integer, int8 I/O: NPUs, DSPs, Edge TPU, "
+                           "microcontrollers) | mediapipe (what MediaPipe Tasks take: float I/O with "
+                           "NormalizationOptions metadata)."),
+    "compare_plans": ("--compare-plans", "auto (when the first conversion took at most 90 s) | on | off: also "
+                      "make the other plan's model (cpu <-> integer) and measure what it would cost in latency and "
+                      "fidelity on this CPU, in the report."),
     "metadata": ("--metadata/--no-metadata", "Write TFLite Metadata (labels, normalisation) into the .tflite."),
 }
 

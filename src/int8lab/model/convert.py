@@ -52,12 +52,13 @@ def convert(source, mode: str, representative_dataset=None, notes: dict | None =
         return quantize_tflite(float_model, mode, representative_dataset,
                                getattr(source, "range_estimator", "minmax"), notes,
                                getattr(source, "bias_correction", True), head_score)
-    return tf_convert(source, mode, representative_dataset)
+    return tf_convert(source, mode, representative_dataset, notes)
 
 
-def tf_convert(source, mode: str, representative_dataset=None) -> bytes:
+def tf_convert(source, mode: str, representative_dataset=None, notes: dict | None = None) -> bytes:
     """TensorFlow's converter. Integer modes set the integer-only op set, so the converter fails
-    instead of keeping float kernels where it can tell."""
+    instead of keeping float kernels where it can tell; int8-float-io then takes the CPU plan
+    (int8lab.model.converter_plan), whose choices go into ``notes``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -82,6 +83,10 @@ def tf_convert(source, mode: str, representative_dataset=None) -> bytes:
             # Keras prints its export to stdout, which would corrupt --json output; the converter
             # warns that int8 I/O has no input statistics, which is the design, not a problem.
             warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
+            if mode == "int8-float-io":
+                from int8lab.model.converter_plan import cpu_plan
+
+                return cpu_plan(converter, representative_dataset, tf_convert(source, "none"), notes)
             return converter.convert()
     except Exception as exc:  # the converter raises several private error types
         if isinstance(exc, Int8labError):

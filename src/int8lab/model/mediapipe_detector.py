@@ -24,7 +24,7 @@ def check_layout(layout: dict) -> None:
     """Refuse heads MediaPipe's two-output form cannot express."""
     if layout.get("end_to_end"):
         raise UsageError("--target mediapipe takes detectors with per-class scores for every anchor; an end-to-end "
-                         "head ([1, K, 6] rows with a class index) has none: use --target litert and the snippet")
+                         "head ([1, K, 6] rows with a class index) has none: use --target cpu and the snippet")
 
 
 def with_mediapipe_outputs(content: bytes, layout: dict) -> tuple[bytes, dict]:

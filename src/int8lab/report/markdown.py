@@ -66,6 +66,8 @@ def validation_report(summary: dict) -> str:
                   f"- input: {_io(tflite['inputs'][0])}",
                   "- output: " + "; ".join(_io(o) for o in tflite["outputs"]),
                   "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
+    if summary.get("other_plan"):
+        lines += plan_section(summary, task)
     if conversion.get("range_corrections"):
         lines += corrections_section(conversion["range_corrections"])
     if summary.get("recovery"):
@@ -83,10 +85,36 @@ def validation_report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_section(summary: dict, task) -> list[str]:
+    """The plan used beside the other one (int8lab.model.targets), as measured on this CPU."""
+    conversion, other = summary["conversion"], summary["other_plan"]
+    target = conversion.get("target") or {}
+    lines = ["", "## Precision plan", "",
+             f"Target `{target.get('name')}`, mode `{conversion['mode']}`: {target.get('why') or 'as --quantize gave'}."]
+    if not other.get("measured"):
+        return lines + ["", f"The `{other['target']}` plan was not measured: {other['why']}."]
+    v, runs = summary["validation"], summary.get("delegation") or {}
+    used_runs = Delegation.from_dict(runs["int8"]) if "int8" in runs else None
+    other_runs = Delegation.from_dict(other["delegation"])
+    names = other["metric_names"]
+    lines += ["", f"| plan | mode | {' | '.join(names.values())} | size | latency mean | XNNPACK |",
+              "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    rows = [(f"`{target.get('name')}` (this model)", conversion["mode"], {k: v.get(k) for k in names},
+             summary["sizes"]["int8_tflite_bytes"], summary["latency"]["int8"], used_runs),
+            (f"`{other['target']}` (`{other['model']}`)", other["mode"], other["metrics"], other["size_bytes"],
+             other["latency"], other_runs)]
+    for name, mode, metrics, size, latency, runs_on in rows:
+        cells = " | ".join(_pct(metrics.get(k)) for k in names)
+        lines.append(f"| {name} | {mode} | {cells} | {size / 1024:.1f} KiB | {latency['mean_ms']:.3f} ms | "
+                     f"{runs_on.summary() if runs_on else 'n/a'} |")
+    lines += ["", f"fp32 on the same CPU: {summary['latency']['fp32']['mean_ms']:.3f} ms."]
+    return lines
+
+
 def target_lines(target: dict, cost: dict | None) -> list[str]:
     """Which form the target runs, why, and for a MediaPipe detector what its stretch and NMS cost
     (Markdown list items)."""
-    lines = [f"- target {target['name']}: {why}" for why in (target.get("io"), target.get("form")) if why]
+    lines = [f"- target {target['name']}: {why}" for why in (target.get("why"), target.get("form")) if why]
     if cost:
         lines.append(f"- MediaPipe stretches the image and suppresses overlaps across classes (IoU 0.3): the float "
                      f"model's mAP50-95 on these images is {cost['mediapipe_float_map50_95']:.4f} so (int8: "
@@ -130,7 +158,7 @@ def correction_lines(c: dict) -> list[str]:
         lines.append(f"logits in int16 ({', '.join(logits['ops'])}, {logits['classes']} classes): int8 would tie "
                      f"{_pct(logits['int8_tie_rate'])} of the calibration images, "
                      f"{_pct(logits['unseen_tie_rate'])} on a range calibrated without them; XNNPACK takes no int16, "
-                     f"so the op runs on LiteRT's built-in kernels (`--quantize int8-float-io` keeps the logits "
+                     f"so the op runs on LiteRT's built-in kernels (`--target cpu` keeps the logits "
                      f"apart in float with int8 weights, which XNNPACK runs)")
     logits = c.get("float_logits")
     if logits:
