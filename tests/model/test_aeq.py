@@ -81,7 +81,7 @@ def test_a_tflite_without_a_signature_gets_one_and_quantizes(fashion_fp32_tflite
 @pytest.mark.slow
 def test_float_io_runs_what_xnnpack_refuses_in_int8_in_float(tmp_path, fashion_dir, convnext_attention_onnx):
     """A transformer's LayerNorm, GELU, batch matmuls and softmax have no int8 kernel in XNNPACK:
-    with float I/O they run in float inside its one partition (measured faster, and kept so)."""
+    with float I/O they run in float inside its one partition."""
     from conftest import int8lab
 
     from int8lab.runtime import delegation

@@ -2,7 +2,8 @@
 (int8lab.model.aeq): calibrate once, then
 
 - the op kinds XNNPACK refuses in int8 (hard-swish, softmax, ...), read from the quantized model's
-  own delegation, stay float inside its partitions (TF's ``mlir_quantize`` denylist);
+  own delegation, stay float inside its partitions (TF's ``mlir_quantize`` denylist), both latencies
+  measured for the report;
 - a classifier's logits chain (the last convolution or fully connected layer to the output) stays
   float with int8 weights when the calibration images say int8 would tie or swap its top scores.
 
@@ -17,7 +18,7 @@ import warnings
 import numpy as np
 
 FLOAT_ROUNDS = 3  # a float op can leave a neighbour refused in turn
-LATENCY_RUNS = 20  # interleaved invokes that decide whether those float ops are kept
+LATENCY_RUNS = 20  # interleaved invokes that measure what those float ops change, for the report
 WEIGHTED = ("FULLY_CONNECTED", "CONV_2D")
 PASS_THROUGH = ("SOFTMAX", "RESHAPE", "SQUEEZE", "LOGISTIC")  # between the logits layer and the output
 
@@ -54,15 +55,11 @@ def cpu_plan(converter, representative_dataset, float_model: bytes, notes: dict 
         from int8lab.benchmark import bench_latencies
         from int8lab.runtime import LiteRTModel
 
-        plain = quantized(set())
-        before, after = bench_latencies([LiteRTModel(plain), LiteRTModel(content)], runs=LATENCY_RUNS)
-        kept = after["p50_ms"] < before["p50_ms"]
-        tensors = float_outputs(content)
-        notes["float_for_xnnpack"] = {"ops": sorted(kinds), "count": len(tensors), "kept": kept,
-                                      "tensors": tensors if kept else [], "by": "op kind (TF's mlir_quantize denylist)",
+        before, after = bench_latencies([LiteRTModel(quantized(set())), LiteRTModel(content)], runs=LATENCY_RUNS)
+        tensors = float_outputs(content)  # always kept, as on ai-edge-quantizer's route: a deterministic plan
+        notes["float_for_xnnpack"] = {"ops": sorted(kinds), "count": len(tensors), "kept": True, "tensors": tensors,
+                                      "by": "op kind (TF's mlir_quantize denylist)",
                                       "latency_ms": {"int8": before["p50_ms"], "float_where_refused": after["p50_ms"]}}
-        if not kept:
-            kinds, content = set(), plain
     chain = logits_chain(calibrated)
     if chain is None:
         return content
