@@ -136,13 +136,16 @@ def run(args, out: Path) -> None:
     photos = evaluation(opts, spec, args.photos) if args.photos else None
     layout = resolve_layout(tuple(source.predict(held_out[0].first_batch()).shape), size, len(names))
     rows = []
-    variants = (("int8lab default", opts),
-                ("int8lab, every kernel integer (--head-precision int8)", replace(opts, head_precision="int8")),
-                ("plain min/max int8 (--keep-box-units --head-precision int8)",
-                 replace(opts, normalise_boxes=False, head_precision="int8")))
+    integer = replace(opts, target="integer")
+    variants = (("int8lab default (--target cpu: float I/O, every op in XNNPACK)", opts),
+                ("int8lab --target integer (int8 I/O)", integer),
+                ("int8lab, every kernel integer (--target integer --head-precision int8)",
+                 replace(integer, head_precision="int8")),
+                ("plain min/max int8 (--target integer --keep-box-units --head-precision int8)",
+                 replace(integer, normalise_boxes=False, head_precision="int8")))
     for name, variant in variants:
         path = out / f"{len(rows)}.tflite"
-        converted = convert_job(source, args.data, path, variant, "int8")
+        converted = convert_job(source, args.data, path, variant)  # each target's own plan
         results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
         on_photos = validate_job(path, source, args.photos, spec, "test", out / f"{len(rows)}p") if photos else None
         rows.append((name, results, LiteRTModel(path, args.threads), converted.info.float_op_summary() or "none",

@@ -104,7 +104,9 @@ def test_quantize_meets_the_example_targets(tmp_path, fashion_model, fashion_dir
     other = summary["other_plan"]
     assert other["target"] == "integer" and other["mode"] == "int8" and other["fully_integer"]
     assert other["metrics"]["top1_agreement"] >= 0.99 and (tmp_path / "plan_integer" / "model_int8.tflite").exists()
-    assert "## Precision plan" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "## Precision plan" in report and "## Where the time goes" in report
+    assert set(summary["profile"]) == {"fp32", "int8", "integer plan"}
     assert v["split"] == "test" and summary["conversion"]["calibration"]["split"] == "val"
     report = (tmp_path / "report.md").read_text()
     assert "top-1 agreement" in report and "latency" in report

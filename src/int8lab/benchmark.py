@@ -59,20 +59,23 @@ def bench_latencies(models: list[LiteRTModel], runs: int = 50, warmup: int = 5,
 
 def bench_models(paths: list[Path], threads: int | None = None, runs: int = 100, warmup: int = 10,
                  specs: list[PreprocessSpec | None] | None = None) -> list[dict]:
-    """One row per model: size, parameters, I/O type, latency, and ratios to the first model;
-    each model's inputs are made through its ``specs`` entry (its recorded preprocessing)."""
+    """One row per model: size, parameters, I/O type, latency, where the time goes
+    (int8lab.op_profile), and ratios to the first model; each model's inputs are made through its
+    ``specs`` entry (its recorded preprocessing)."""
     from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.op_profile import op_profile, profile_summary
 
     contents = [Path(p).read_bytes() for p in paths]
     models = [LiteRTModel(c, threads) for c in contents]
     latencies = bench_latencies(models, runs, warmup, specs)
     rows = []
-    for path, content, latency in zip(paths, contents, latencies):
+    for path, content, latency, model, spec in zip(paths, contents, latencies, models, specs or [None] * len(models)):
         info = inspect_tflite(content)
         rows.append({"model": str(path), "size_bytes": len(content),
                      "parameters": info.parameter_count, "input_dtype": info.inputs[0].dtype,
                      "fully_integer": info.fully_integer, "latency": latency,
-                     "delegation": delegation(content, threads).as_dict()})
+                     "delegation": delegation(content, threads).as_dict(),
+                     "profile": profile_summary(op_profile(content, latency_sample(model, spec), threads))})
     base = rows[0]
     for row in rows:
         row["size_vs_first"] = row["size_bytes"] / base["size_bytes"]

@@ -317,18 +317,23 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                        "int8": measure_latency(LiteRTModel(converted.path, threads))}
             runs_on = {"fp32": delegation(float_content, threads),
                        "int8": delegation(converted.path.read_bytes(), threads)}
+        with phase("where the time goes (each op timed)"):
+            profile = where_time_goes({"fp32": float_content, "int8": converted.path.read_bytes()}, spec, threads)
         cpu = cpu_info()
         summary = {"model": str(source.path), "data": str(data_dir), "cpu": cpu.as_dict(),
                    "data_parts": data_parts(run) if run.parts else None,
                    "validation": results,
                    "conversion": converted.metadata, "sizes": sizes, "latency": latency,
-                   "delegation": {name: d.as_dict() for name, d in runs_on.items()},
+                   "delegation": {name: d.as_dict() for name, d in runs_on.items()}, "profile": profile,
                    "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"],
                                                                                  opts.target)}
         if compare_plans(opts, conversion_seconds, mode, max_drop):
             with phase(f"the {other_plan(opts.target)} plan, for comparison"):
                 summary["other_plan"] = other_plan_job(run, out_dir, labels_file, allow_double_normalisation,
                                                        labels, threads)
+                other = summary["other_plan"]
+                summary["profile"][f"{other['target']} plan"] = where_time_goes(
+                    {"other": Path(other["model"]).read_bytes()}, spec, threads)["other"]
         elif other_plan(opts.target):
             summary["other_plan"] = {"target": other_plan(opts.target), "measured": False,
                                      "why": plan_skipped(opts, conversion_seconds, mode, max_drop)}
@@ -341,6 +346,15 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def where_time_goes(models: dict[str, bytes], spec: PreprocessSpec, threads) -> dict:
+    """Each model's op profile (int8lab.op_profile) on the same latency sample."""
+    from int8lab.benchmark import latency_sample
+    from int8lab.op_profile import op_profile, profile_summary
+
+    return {name: profile_summary(op_profile(content, latency_sample(LiteRTModel(content, threads), spec), threads))
+            for name, content in models.items()}
 
 
 PLAN_COMPARISON_SECONDS = 90  # --compare-plans auto: what one more conversion may cost

@@ -50,6 +50,10 @@ def bench_command(
     table_console().print(table)
     for row in rows:
         typer.echo(f"{row['model']}: {Delegation.from_dict(row['delegation']).describe(each_op=True)}")
+    from int8lab.report.markdown import profile_line
+
+    for row in rows:
+        typer.echo(f"{row['model']}: {profile_line(row['profile'])}")
     cpu = cpu_info()
     typer.echo(f"cpu: {cpu.describe()}; {cpu.int8_meaning()}")
 

@@ -68,6 +68,8 @@ def validation_report(summary: dict) -> str:
                   "- ops: " + ", ".join(f"{op} x{n}" for op, n in tflite["op_histogram"].items())]
     if summary.get("other_plan"):
         lines += plan_section(summary, task)
+    if summary.get("profile"):
+        lines += profile_section(summary["profile"])
     if conversion.get("range_corrections"):
         lines += corrections_section(conversion["range_corrections"])
     if summary.get("recovery"):
@@ -108,6 +110,35 @@ def plan_section(summary: dict, task) -> list[str]:
         lines.append(f"| {name} | {mode} | {cells} | {size / 1024:.1f} KiB | {latency['mean_ms']:.3f} ms | "
                      f"{runs_on.summary() if runs_on else 'n/a'} |")
     lines += ["", f"fp32 on the same CPU: {summary['latency']['fp32']['mean_ms']:.3f} ms."]
+    return lines
+
+
+def profile_line(profile: dict, top: int = 5) -> str:
+    """One line: where the time goes (int8lab.op_profile), the op kinds that take the most."""
+    kinds = ", ".join(f"{r['kind']} x{r['ops']} ({r['kernel']}) {r['ms']:.3f} ms {100 * r['share']:.0f}%"
+                      for r in profile["top"][:top])
+    return (f"ops timed alone sum to {profile['total_ms']:.3f} ms ({profile['builtin_ms']:.3f} ms on LiteRT's "
+            f"built-in kernels): {kinds}")
+
+
+def profile_section(profiles: dict) -> list[str]:
+    """The report's side-by-side table of the op kinds that take the most time, per model."""
+    names = list(profiles)
+    keys = []
+    for name in names:
+        keys += [(r["kind"], r["kernel"]) for r in profiles[name]["top"][:8] if (r["kind"], r["kernel"]) not in keys]
+    cell = {(name, r["kind"], r["kernel"]): r for name in names for r in profiles[name]["top"]}
+    lines = ["", "## Where the time goes", "",
+             "Each op timed alone on this CPU, fed what it meets in the whole model (the sum leaves out the "
+             "hand-over between XNNPACK's partitions):", "",
+             "| op kind | kernel | " + " | ".join(f"{n} ms (share)" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for kind, kernel in keys:
+        values = [cell.get((n, kind, kernel)) for n in names]
+        lines.append(f"| {kind} | {kernel} | " + " | ".join(
+            f"{v['ms']:.3f} ({100 * v['share']:.0f}%), {v['ops']} op(s)" if v else "—" for v in values) + " |")
+    lines.append("| **all ops** | | " + " | ".join(
+        f"**{profiles[n]['total_ms']:.3f}** ({profiles[n]['builtin_ms']:.3f} built-in)" for n in names) + " |")
     return lines
 
 
