@@ -138,3 +138,14 @@ def test_a_batch_matmul_with_a_constant_operand_computes_in_int8():
     x = batches[0][0]
     reference, int8 = LiteRTModel(content).predict(x), LiteRTModel(quantized).predict(x)
     assert np.abs(int8 - reference).max() < 0.05 * np.abs(reference).max()
+
+
+def test_a_tensor_ai_edge_quantizer_renamed_is_found_by_its_float_name():
+    """YOLOv3-tiny's float-I/O plan failed with a KeyError on "NAME;_quantized": the XNNPACK plan
+    looks tensors of the quantized model up in the float model's scopes."""
+    from int8lab.model.aeq import float_name
+
+    known = {"OnnxNode_n40_h0ewh", "Module;3"}
+    assert float_name("OnnxNode_n40_h0ewh;_quantized", known) == "OnnxNode_n40_h0ewh"
+    assert float_name("Module;3", known) == "Module;3"
+    assert float_name("other;_quantized", known) == "other;_quantized"

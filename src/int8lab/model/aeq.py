@@ -157,8 +157,10 @@ class Calibrated:
         anyway = {name for _, name in delegation(self.content).fallback_ops()}  # refused in float too (shape ops)
         plain = candidate = self.quantize()
         for _ in range(FLOAT_ROUNDS):  # a float op can leave a neighbour refused in turn
-            found = {name: kind for kind, name in delegation(candidate).fallback_ops()
-                     if kind not in ("QUANTIZE", "DEQUANTIZE") and name not in refused and name not in anyway}
+            found = {name: kind for kind, name in ((kind, float_name(name, self.scopes))
+                                                   for kind, name in delegation(candidate).fallback_ops())
+                     if kind not in ("QUANTIZE", "DEQUANTIZE") and name in self.scopes
+                     and name not in refused and name not in anyway}
             if not found:
                 break
             refused.update(found)
@@ -291,6 +293,14 @@ class Calibrated:
         """Tensors int8lab chose to leave float beyond ``kept_float``: float logits, what XNNPACK refused."""
         return frozenset(name for kept in (self.notes.float_logits, self.notes.float_for_xnnpack) if kept
                          for name in kept.get("tensors") or ())
+
+
+def float_name(name: str, known) -> str:
+    """The float model's name (one of ``known``) of a tensor of the quantized model: ai-edge-quantizer
+    names the int8 tensor it puts in place of an op's float output "NAME;_quantized" (a Darknet
+    YOLOv3's max-pool, say); other names are their own."""
+    base = name.removesuffix(";_quantized")
+    return base if base != name and base in known else name
 
 
 def op_scopes(content: bytes) -> dict[str, str]:
