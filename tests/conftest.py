@@ -179,9 +179,10 @@ def torch_onnx(tmp_path_factory, torch_options) -> Path:
     return TorchSource(TORCH_MODEL, torch_options).export_onnx(path)
 
 
-def int8lab(*args, check=True) -> subprocess.CompletedProcess:
+def int8lab(*args, check=True, cwd=None) -> subprocess.CompletedProcess:
     """The `int8lab` command as a user runs it: a real subprocess, real files, real exit codes."""
-    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "int8lab", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result

@@ -126,6 +126,19 @@ def test_predict_prints_and_draws_the_boxes(quantized, tmp_path):
 
 
 @pytest.mark.slow
+def test_predict_writes_nothing_unless_asked(quantized, tmp_path):
+    """No drawn images in the user's working folder: --json prints JSON only, and -o DIR draws."""
+    out, _ = quantized
+    image = EXAMPLE / "data" / "images" / "test" / "test_0003.jpg"
+    (tmp_path / "work").mkdir()
+    for extra in (("--json",), ()):
+        result = int8lab("predict", out / "model_int8.tflite", image, *extra, cwd=tmp_path / "work")
+        assert list((tmp_path / "work").iterdir()) == []
+    assert json.loads(int8lab("predict", out / "model_int8.tflite", image, "--json").stdout)[0]["detections"]
+    assert "detections" in result.stdout and "drawn" not in result.stdout
+
+
+@pytest.mark.slow
 def test_detector_snippet_finds_what_predict_finds_without_int8lab(quantized, tmp_path):
     import subprocess
     import sys

@@ -237,8 +237,9 @@ def predict_command(
     labels: Path = LABELS,
     threads: int = THREADS,
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    output: Path = typer.Option(Path("int8lab_predictions"), "-o", "--output",
-                                help="Detectors: where IMAGE_boxes.png (boxes and labels drawn) is written."),
+    output: Path = typer.Option(None, "-o", "--output",
+                                help="Detectors: draw the boxes and labels into DIR/IMAGE_boxes.png (nothing is "
+                                     "written without it)."),
     *,
     opts: DataOptions,
 ):
@@ -256,7 +257,8 @@ def predict_command(
         if "error" in result:
             err.print(f"[yellow]skipped[/yellow] {escape(result['image'])}: {escape(result['error'])}")
         elif "detections" in result:
-            typer.echo(f"{result['image']}: {len(result['detections'])} detections, drawn in {result['drawn']}")
+            drawn = f", drawn in {result['drawn']}" if result.get("drawn") else ""
+            typer.echo(f"{result['image']}: {len(result['detections'])} detections{drawn}")
             for d in result["detections"]:
                 typer.echo(f"  {d['label']:12s} {d['score']:.3f}  box {d['box']}")
         else:
