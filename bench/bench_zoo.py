@@ -1,5 +1,6 @@
-"""Real pretrained classifiers: int8lab's default full int8 against ONNX Runtime's static int8
-(QDQ, per-channel; min/max, percentile, entropy), in one process.
+"""Real pretrained classifiers: int8lab's two plans (the default for a CPU, and --target integer)
+against ONNX Runtime's static int8 (QDQ, per-channel; min/max, percentile, entropy), in one
+process, with each LiteRT model's latency beside the fp32 .tflite's.
 
     .venv/bin/python bench/bench_zoo.py [--photos DIR] [--models lite1,lite2,mobilenet_v2,open_nsfw]
 
@@ -40,15 +41,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.zoo import ZOO  # noqa: E402
+from int8lab.benchmark import bench_latencies  # noqa: E402
 from int8lab.config import DataOptions  # noqa: E402
 from int8lab.data.discovery import CALIBRATION_PART, HELD_OUT_PART  # noqa: E402
 from int8lab.model.source import load_model_source  # noqa: E402
 from int8lab.pipeline import convert_job, export_onnx  # noqa: E402
-from int8lab.runtime import LiteRTModel  # noqa: E402
+from int8lab.runtime import LiteRTModel, delegation  # noqa: E402
 
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
 SHARED = ROOT.parent / "shared" / "data"
 ORT_METHODS = ("MinMax", "Percentile", "Entropy")
+THREADS = 2  # LiteRT threads of the latency column (the machine's cores)
 HISTOGRAM_IMAGES = 64  # ONNX Runtime's histogram methods hold every intermediate output of every image in RAM
 
 
@@ -102,17 +105,26 @@ def bench_model(entry, data: Path, out: Path, classes: dict[str, int] | None = N
     reference = OrtModel(onnx).predict(held_out).reshape(len(held_out), -1)
     rows = [("float (ONNX Runtime)", scores(reference, reference, labels), 0.0)] if classes else []
     as_trained = load_model_source(entry.weights(), replace(entry.model_options(), bias_correction=False))
-    for variant, model in (("default", source), ("--no-bias-correction", as_trained)):
+    fp32 = convert_job(source, None, out / f"{entry.name}_fp32.tflite", opts, "none").path
+    timed = []  # the LiteRT models, timed together with fp32 at the end
+    for variant, model, target in (("default, --target cpu", source, "cpu"), ("--target integer", source, "integer"),
+                                   ("--target cpu --no-bias-correction", as_trained, "cpu")):
         start = time.perf_counter()
-        converted = convert_job(model, data, out / f"{entry.name}.tflite", opts, "int8")
+        converted = convert_job(model, data, out / f"{entry.name}_{len(rows)}.tflite", replace(opts, target=target))
         quantized = LiteRTModel(converted.path).predict(held_out).reshape(len(held_out), -1)
         corrections = converted.metadata["range_corrections"] or {}
-        output = "int16 logits" if corrections.get("int16_output") else "int8 logits"
+        output = ("int16 logits" if corrections.get("int16_output") else
+                  "float logits, int8 weights" if corrections.get("float_logits") else "int8 logits")
         bias = corrections.get("bias_correction") or {}
         biases = f"biases corrected in {bias['layers']} layers" if bias.get("kept") else "biases as trained"
-        kernels = "fully integer" if converted.info.fully_integer else "FLOAT KERNELS"
-        rows.append((f"int8lab {variant} ({kernels}, {output}, {biases})", scores(reference, quantized, labels),
-                     time.perf_counter() - start))
+        runs_on = delegation(converted.path.read_bytes(), THREADS)
+        timed.append((len(rows), LiteRTModel(converted.path, THREADS), runs_on.summary()))
+        rows.append((f"int8lab {variant} ({converted.metadata['mode']}, {output}, {biases})",
+                     scores(reference, quantized, labels), time.perf_counter() - start))
+    latencies = bench_latencies([LiteRTModel(fp32, THREADS)] + [model for _, model, _ in timed], runs=30)
+    speed = {index: f"{lat['mean_ms']:.2f} ms, {latencies[0]['mean_ms'] / lat['mean_ms']:.2f}× fp32 "
+                    f"({latencies[0]['mean_ms']:.2f} ms); XNNPACK {runs}"
+             for (index, _, runs), lat in zip(timed, latencies[1:])}
     for method in ORT_METHODS:
         start = time.perf_counter()
         cap = None if method == "MinMax" else HISTOGRAM_IMAGES
@@ -126,12 +138,13 @@ def bench_model(entry, data: Path, out: Path, classes: dict[str, int] | None = N
           f"and {len(held_out)} held-out photos")
     accuracy = " top-1 accuracy (labels) |" if classes else ""
     print(f"| variant |{accuracy} top-1 agreement | tie rate | tie-aware agreement | top-5 agreement | cosine "
-          f"| mean abs error | time s |")
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if classes else ""))
-    for name, r, seconds in rows:
+          f"| mean abs error | time s | LiteRT latency ({THREADS} threads) |")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if classes else ""))
+    for index, (name, r, seconds) in enumerate(rows):
         top1 = f" {100 * r['top1']:.1f}% |" if classes else ""
         print(f"| {name} |{top1} {100 * r['strict']:.1f}% | {100 * r['tie_rate']:.1f}% | {100 * r['tie_aware']:.1f}% "
-              f"| {100 * r['top5']:.1f}% | {r['cosine']:.4f} | {r['error']:.4f} | {seconds:.0f} |")
+              f"| {100 * r['top5']:.1f}% | {r['cosine']:.4f} | {r['error']:.4f} | {seconds:.0f} | "
+              f"{speed.get(index, '—')} |")
     return rows
 
 

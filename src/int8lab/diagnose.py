@@ -292,6 +292,32 @@ class Recovery:
                 "steps": [asdict(s) for s in self.steps]}
 
 
+def budgets(source, ranking, task: dict, spec, progress, max_drop: float | None, min_agreement: float | None):
+    """(metric words, drop_of, budget) for the fallback search: ``--max-drop`` in the task's own
+    points, ``--min-agreement`` as top-1 disagreement points (classifiers), or both as the larger
+    excess over its own budget (budget 0)."""
+    from int8lab.tasks.registry import get_task
+
+    scorer = get_task(task["name"])
+    if min_agreement is None:
+        return (*scorer.drop_function(source, ranking, task, spec, progress), max_drop)
+    if task["name"] != "classify":
+        raise UsageError("--min-agreement is a classifier's top-1 agreement; a detector's budget is --max-drop "
+                         "(mAP50-95 against the float model)")
+    if not 0 < min_agreement <= 1:
+        raise UsageError(f"--min-agreement is a fraction of the images, in (0, 1], got {min_agreement}")
+    agreement_budget = 100 * (1 - min_agreement)
+    words, disagreement = scorer.drop_function(source, ranking, task, spec, progress, agreement=True)
+    if max_drop is None:
+        return words, disagreement, agreement_budget
+    other_words, drop = scorer.drop_function(source, ranking, task, spec, progress)
+
+    def excess(content: bytes) -> float:
+        return max(drop(content) - max_drop, disagreement(content) - agreement_budget)
+
+    return f"the larger excess over the {other_words} and {words} budgets", excess, 0.0
+
+
 def rank_layers(source, calibration, head_score=None, mode: str = "int8"):
     """The layers of int8 ranked by their error, a ``requantize(tensors)`` that leaves those
     tensors' ops in float, and how the error was measured (PER_LAYER or END_TO_END): TF's
@@ -312,21 +338,24 @@ def rank_layers(source, calibration, head_score=None, mode: str = "int8"):
     return tensor_errors(calibrated.content, calibrated.quantize(), samples), calibrated.quantize, END_TO_END
 
 
-def recover_accuracy(source, calibration, ranking, budget: float, progress: bool = False,
-                     task: dict | None = None, spec=None, int8_source=None, mode: str = "int8") -> Recovery:
+def recover_accuracy(source, calibration, ranking, budget: float | None, progress: bool = False,
+                     task: dict | None = None, spec=None, int8_source=None, mode: str = "int8",
+                     min_agreement: float | None = None) -> Recovery:
     """Full int8, then layers back to float (worst first) until the drop on ``ranking`` (an
     EvalSet of calibration-split images, never the held-out test split) is within ``budget``,
-    the drop as the task measures it against ``source``, the float reference. The layers are
-    those of ``int8_source`` (what the integer modes convert; ``source`` by default)."""
+    the drop as the task measures it against ``source``, the float reference; with a classifier's
+    ``min_agreement`` (a fraction) its top-1 agreement holds too (both: the larger excess over its
+    budget must reach 0). The layers are those of ``int8_source`` (what the integer modes convert;
+    ``source`` by default)."""
     from int8lab.model.convert import convert
     from int8lab.progress import track
     from int8lab.tasks.registry import get_task
     from int8lab.tasks.detect import head_scorer
 
-    if budget < 0:
+    if budget is not None and budget < 0:
         raise UsageError(f"--max-drop is a loss in points and cannot be negative, got {budget}")
     task = task or {"name": "classify"}
-    metric, drop_of = get_task(task["name"]).drop_function(source, ranking, task, spec, progress)
+    metric, drop_of, budget = budgets(source, ranking, task, spec, progress, budget, min_agreement)
     source = int8_source or source
     ranked, requantize, method = rank_layers(source, calibration, head_scorer(task), mode)
     if task["name"] == "detect":

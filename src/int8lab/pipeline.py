@@ -272,18 +272,20 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec | Pr
 def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                  labels_file: Path | None = None, eval_split: str = "test",
                  allow_double_normalisation: bool = False, threads: int | None = None,
-                 onnx: bool = False, max_drop: float | None = None, mode: str = AUTO) -> dict:
+                 onnx: bool = False, max_drop: float | None = None, mode: str = AUTO,
+                 min_agreement: float | None = None) -> dict:
     """The main job: int8 model + validation on held-out images + size and latency + report.
 
     ``mode`` is one of the calibrated integer modes, or "auto": the plan of ``opts.target``
     (int8lab.model.targets); ``onnx`` also writes the full-precision PyTorch model as
-    ``model.onnx`` beside it; ``max_drop`` (points) keeps the worst layers in float until the
-    budget holds."""
+    ``model.onnx`` beside it; ``max_drop`` (points) and a classifier's ``min_agreement`` (top-1
+    agreement, a fraction) keep the worst layers in float until the budgets hold."""
     if mode not in (AUTO, *CALIBRATED_MODES):
         raise UsageError(f"int8lab quantize makes an integer model: --quantize takes {AUTO}, "
                          f"{', '.join(CALIBRATED_MODES)}, got {mode!r} (int8lab convert --quantize makes the others)")
-    if max_drop is not None and mode not in (AUTO, "int8", "int8-float-io"):
-        raise UsageError(f"--max-drop ranks layers in int8; it does not take --quantize {mode}")
+    fallback = max_drop is not None or min_agreement is not None
+    if fallback and mode not in (AUTO, "int8", "int8-float-io"):
+        raise UsageError(f"--max-drop and --min-agreement rank layers in int8; they do not take --quantize {mode}")
     out_dir = Path(out_dir)
     with phases(not opts.quiet) as record:
         with phase("loading the model"):
@@ -299,9 +301,9 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
         if onnx:
             export_onnx(source, out_dir / "model.onnx")
         recovery = None
-        if max_drop is not None:
-            with phase("float fallback (--max-drop)"):
-                converted, recovery = recover_job(run, converted, max_drop, labels, out_dir)
+        if fallback:
+            with phase("float fallback (--max-drop / --min-agreement)"):
+                converted, recovery = recover_job(run, converted, max_drop, labels, out_dir, min_agreement)
         with phase("float model"):
             float_content = convert(source, "none")
             float_metadata = model_metadata(source, "none", spec, inspect_tflite(float_content), None,
@@ -327,7 +329,7 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                    "delegation": {name: d.as_dict() for name, d in runs_on.items()}, "profile": profile,
                    "warnings": [f.message for f in converted.warnings] + slower_int8(latency, cpu, runs_on["int8"],
                                                                                  opts.target)}
-        if compare_plans(opts, conversion_seconds, mode, max_drop):
+        if compare_plans(opts, conversion_seconds, mode, fallback):
             with phase(f"the {other_plan(opts.target)} plan, for comparison"):
                 summary["other_plan"] = other_plan_job(run, out_dir, labels_file, allow_double_normalisation,
                                                        labels, threads)
@@ -336,12 +338,16 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                     {"other": Path(other["model"]).read_bytes()}, spec, threads)["other"]
         elif other_plan(opts.target):
             summary["other_plan"] = {"target": other_plan(opts.target), "measured": False,
-                                     "why": plan_skipped(opts, conversion_seconds, mode, max_drop)}
+                                     "why": plan_skipped(opts, conversion_seconds, mode, fallback)}
         if converted.metadata["task"].get("form") and results.get("labelled"):
             with phase("what MediaPipe's way costs"):
                 summary["mediapipe_cost"] = mediapipe_cost(out_dir / "model_fp32.tflite", run, labels, results)
         if recovery is not None:
             summary["recovery"] = recovery_summary(recovery, out_dir, run, labels, threads)
+            if min_agreement is not None:
+                held_out = results.get("top1_agreement")
+                summary["recovery"]["min_agreement"] = {"required": min_agreement, "held_out": held_out,
+                                                        "met": held_out is not None and held_out >= min_agreement}
     summary["phases"] = record.as_list()
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -360,19 +366,19 @@ def where_time_goes(models: dict[str, bytes], spec: PreprocessSpec, threads) -> 
 PLAN_COMPARISON_SECONDS = 90  # --compare-plans auto: what one more conversion may cost
 
 
-def compare_plans(opts: DataOptions, conversion_seconds: float, mode: str, max_drop) -> bool:
+def compare_plans(opts: DataOptions, conversion_seconds: float, mode: str, fallback: bool) -> bool:
     """Whether quantize also makes the other target's plan (int8lab.model.targets.other_plan)."""
     if opts.compare_plans not in ("auto", "on", "off"):
         raise UsageError(f"--compare-plans must be auto, on or off, got {opts.compare_plans!r}")
-    return plan_skipped(opts, conversion_seconds, mode, max_drop) is None
+    return plan_skipped(opts, conversion_seconds, mode, fallback) is None
 
 
-def plan_skipped(opts: DataOptions, conversion_seconds: float, mode: str, max_drop) -> str | None:
+def plan_skipped(opts: DataOptions, conversion_seconds: float, mode: str, fallback: bool) -> str | None:
     """Why the other plan is not measured, or None."""
     if other_plan(opts.target) is None:
         return f"--target {opts.target} has no other plan"
-    if mode != AUTO or max_drop is not None:
-        return "--quantize or --max-drop chose the model (the plans are compared with the default)"
+    if mode != AUTO or fallback:
+        return "--quantize, --max-drop or --min-agreement chose the model (the plans are compared with the default)"
     if opts.compare_plans == "off":
         return "--compare-plans off"
     if opts.compare_plans == "auto" and conversion_seconds > PLAN_COMPARISON_SECONDS:
@@ -434,8 +440,8 @@ def data_parts(run: RunContext) -> dict:
             "how": "seeded, stratified by class folder" if run.calibration.class_names else "seeded"}
 
 
-def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labels: list[str] | None,
-                out_dir: Path):
+def recover_job(run: RunContext, converted: ConvertResult, max_drop: float | None, labels: list[str] | None,
+                out_dir: Path, min_agreement: float | None = None):
     """``--max-drop``: rank the layers, and if full int8 misses the budget on the calibration
     split, replace model_int8.tflite by the model with the fewest worst layers in float (the
     full-int8 model stays as model_int8_full.tflite). Writes the layer ranking too."""
@@ -448,7 +454,7 @@ def recover_job(run: RunContext, converted: ConvertResult, max_drop: float, labe
         ranking = store_eval_set(Path(scratch) / "ranking.npy", data_dir, spec, run.calibration_split, labels,
                                  opts.dataset_type, not opts.quiet)
         recovery = recover_accuracy(source, calibration, ranking, max_drop, not opts.quiet,
-                                    task, spec, converted.source, converted.metadata["mode"])
+                                    task, spec, converted.source, converted.metadata["mode"], min_agreement)
     write_layer_report(recovery.ranked, out_dir, f"Per-layer quantization error: {source.path.name}",
                        recovery.method)
     if not recovery.needed:

@@ -147,6 +147,9 @@ def quantize_command(
     max_drop: float = typer.Option(None, "--max-drop", help="Accuracy budget in points (top-1 agreement "
                                    "without labels; detectors: mAP50-95 against the float model) on the "
                                    "calibration split: keep the worst layers in float until it holds."),
+    min_agreement: float = typer.Option(None, "--min-agreement", help="Classifiers: the top-1 agreement with the "
+                                        "float model (a fraction, e.g. 0.99) on the calibration split; keep the "
+                                        "worst layers in float until it holds (with --max-drop: both)."),
     range_estimator: str = ESTIMATOR,
     bias_correction: bool = BIAS_CORRECTION,
     mode: str = typer.Option("auto", "--quantize", help="auto (the default: the --target's plan) | "
@@ -161,7 +164,7 @@ def quantize_command(
 
     source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
     summary = quantize_job(source, data, output, opts, labels, eval_split,
-                           allow_double_normalisation, threads, onnx, max_drop, mode)
+                           allow_double_normalisation, threads, onnx, max_drop, mode, min_agreement)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -197,7 +200,13 @@ def quantize_command(
                    f"({100 * recovery['float_op_fraction']:.1f}% of kernels); {words} "
                    f"{100 * recovery['before'][key]:.2f}% -> {100 * summary['validation'][key]:.2f}%")
     elif recovery:
-        typer.echo(f"the default int8 meets --max-drop {recovery['budget_points']}: no layer left in float")
+        typer.echo(f"the default int8 meets the budget ({recovery['metric']}, {recovery['budget_points']:.2f} "
+                   f"points): no layer left in float")
+    if recovery and recovery.get("min_agreement"):
+        check = recovery["min_agreement"]
+        typer.echo(f"--min-agreement {check['required']}: held-out top-1 agreement "
+                   f"{100 * check['held_out']:.2f}% ({'met' if check['met'] else 'NOT met'}; the budget holds on "
+                   f"the calibration split, which chose the layers)")
     typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md")
 
 

@@ -258,10 +258,14 @@ def correction_lines(c: dict) -> list[str]:
 
 def recovery_section(r: dict, summary: dict) -> list[str]:
     """``--max-drop``: the budget, what it took, and what it cost."""
-    lines = ["", "## Accuracy recovery (`--max-drop`)", "",
+    lines = ["", "## Accuracy recovery (`--max-drop`, `--min-agreement`)", "",
              f"Budget: {r['budget_points']} points of {r['metric']} on the {r['ranking_images']} calibration-split "
              f"images (the ranking set; the test split stays held out). Full int8 lost "
              f"{r['drop_before']:.2f} points there."]
+    check = r.get("min_agreement")
+    if check:
+        lines += ["", f"`--min-agreement {check['required']}`: top-1 agreement on the held-out images "
+                      f"{_pct(check['held_out'])}, **{'met' if check['met'] else 'not met'}**."]
     if "before" not in r:
         return lines + ["", "Full int8 meets the budget: no layer is left in float."]
     v, sizes, latency = summary["validation"], summary["sizes"], summary["latency"]

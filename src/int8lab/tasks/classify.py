@@ -24,14 +24,15 @@ AGREEMENT = ("top1_agreement", "top-1 agreement")
 RECOVERY_METRICS = (("accuracy_quantized", "accuracy"), ("top1_agreement", "top-1 agreement"))
 
 
-def drop_function(source, ranking, task: dict, spec, progress=None):
+def drop_function(source, ranking, task: dict, spec, progress=None, agreement: bool = False):
     """(metric words, drop_of(content) in points) for ``--max-drop`` on the ranking set: accuracy
-    lost against the float model when labelled, else top-1 disagreement with it. Only each
-    image's top-1 class is kept, and the images are read batch by batch."""
+    lost against the float model when labelled, else (or with ``agreement``: ``--min-agreement``)
+    top-1 disagreement with it. Only each image's top-1 class is kept, and the images are read
+    batch by batch."""
     from int8lab.runtime import LiteRTModel
 
     reference = _top1(source, ranking.tensors, "ranking set (float)", progress)
-    labelled = ranking.labels is not None
+    labelled = ranking.labels is not None and not agreement
 
     def drop_of(content: bytes) -> float:
         top1 = _top1(LiteRTModel(content), ranking.tensors)
