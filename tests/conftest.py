@@ -279,3 +279,29 @@ def convnext_attention_onnx(tmp_path_factory, torch_module) -> Path:
     torch.onnx.export(Hybrid(torch_module.eval()).eval(), (torch.zeros(1, 1, 28, 28),), str(path), input_names=["x"],
                       output_names=["y"], opset_version=17, dynamo=False)
     return path
+
+
+def check_html_report(path: Path, tmp: Path) -> list:
+    """What a person opening report.html gets: every image embedded and decodable, nothing fetched,
+    and, where Debian's chromium is installed, a page headless Chromium renders (a screenshot with
+    more than one colour). Returns the decoded images."""
+    import base64
+    import io
+    import re
+    import shutil
+
+    page = path.read_text()
+    assert "http://" not in page and "https://" not in page and path.stat().st_size < 3_000_000
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert sources and all(s.startswith("data:image/") for s in sources)
+    images = [Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))) for s in sources]
+    for image in images:
+        image.load()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:
+        shot = tmp / "report.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600",
+                        f"--screenshot={shot}", path.resolve().as_uri()], capture_output=True, timeout=120, check=True)
+        with Image.open(shot) as rendered:
+            assert len(rendered.convert("RGB").getcolors(1 << 24) or []) > 10
+    return images

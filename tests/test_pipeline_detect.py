@@ -126,6 +126,19 @@ def test_predict_prints_and_draws_the_boxes(quantized, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_html_report_shows_float_and_int8_boxes_side_by_side(quantized, tmp_path):
+    from conftest import check_html_report
+
+    out, summary = quantized
+    examples = summary["examples"]
+    assert examples["task"] == "detect" and len(examples["images"]) >= 4
+    assert examples["images"][0]["difference"] >= examples["images"][-1]["difference"]
+    page = (out / "report.html").read_text()
+    assert page.count('alt="float detections"') == page.count('alt="int8 detections"') >= 4
+    check_html_report(out / "report.html", tmp_path)
+
+
+@pytest.mark.slow
 def test_predict_writes_nothing_unless_asked(quantized, tmp_path):
     """No drawn images in the user's working folder: --json prints JSON only, and -o DIR draws."""
     out, _ = quantized

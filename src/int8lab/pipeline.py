@@ -41,6 +41,8 @@ from int8lab.model.metadata import writer_missing
 from int8lab.model.targets import AUTO, check_mediapipe_detector, for_target, mode_for_target, other_plan
 from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
+from int8lab.examples import report_examples
+from int8lab.report.html import write_html_report
 from int8lab.report.markdown import validation_report
 from int8lab.run import RunContext, resolve_run
 from int8lab.sidecar import Preprocessing, read_sidecar, resolve_preprocessing, tflite_input, validation_split
@@ -264,9 +266,18 @@ def validate_job(quantized: Path, reference, data_dir, spec: PreprocessSpec | Pr
                    reference_model=str(getattr(reference, "path", reference)),
                    preprocessing=preprocessing.as_dict())
     results["warnings"] = [*preprocessing.notes, *(results.get("warnings") or [])]
+    if isinstance(reference, (str, Path)) and str(reference).endswith(".tflite") and generator.index.array_path is None:
+        with phase("report examples"):  # quantize shows its own, from the fp32 .tflite it writes
+            results["examples"] = report_examples(Path(reference), quantized,
+                                                  _paths(generator.index), spec, labels or sidecar.get("labels"))
     write_text_atomic(out_dir / "validation.json", json.dumps(results, indent=2) + "\n")
     write_text_atomic(out_dir / "report.md", validation_report({"validation": results, "conversion": sidecar}))
+    write_html_report(out_dir)
     return results
+
+
+def _paths(index) -> list[str]:
+    return [index.describe(i) for i in range(len(index))]
 
 
 def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
@@ -348,9 +359,14 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
                 held_out = results.get("top1_agreement")
                 summary["recovery"]["min_agreement"] = {"required": min_agreement, "held_out": held_out,
                                                         "met": held_out is not None and held_out >= min_agreement}
+        if held_out.array_path is None:
+            with phase("report examples"):
+                summary["examples"] = report_examples(out_dir / "model_fp32.tflite", converted.path, _paths(held_out),
+                                                      spec, converted.metadata["labels"])
     summary["phases"] = record.as_list()
     write_text_atomic(out_dir / "report.md", validation_report(summary))
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_html_report(out_dir)
     return summary
 
 
@@ -552,6 +568,7 @@ def model_metadata(source, mode: str, spec: PreprocessSpec, info: TFLiteInfo,
             "count": len(files), "seed": generator.seed, "strategy": generator.strategy,
             "split": generator.index.split, "data_dir": str(generator.index.root),
             "files_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest(),
+            "sample": files[:12],  # what the HTML report shows of them
             "skipped": [e.as_dict() for e in generator.errors],
         }
     return {

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import int8lab
+from conftest import check_html_report, int8lab
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,19 @@ def test_quantize_json_is_clean_and_holds_the_figures(quantized):
     assert {"top1_agreement", "accuracy_reference", "accuracy_quantized", "num_images"} <= set(v)
     assert v["num_images"] == 500 and v["top1_agreement"] >= 0.99
     assert summary["latency"]["int8"]["mean_ms"] > 0
+
+
+@pytest.mark.slow
+def test_the_html_report_shows_the_verdict_and_the_images(quantized, tmp_path):
+    out, summary = quantized
+    page = (out / "report.html").read_text()
+    assert "top-1 agreement" in page and "Calibration images" in page and "Where the time goes" in page
+    examples = summary["examples"]
+    assert examples["task"] == "classify" and examples["pool"] == 48
+    images = check_html_report(out / "report.html", tmp_path)
+    assert len(images) >= 12 + len(examples["images"])  # the calibration strip, the examples, the confusion PNGs
+    before = page
+    assert int8lab("report", out).stdout.startswith("wrote") and (out / "report.html").read_text() == before
 
 
 @pytest.mark.slow

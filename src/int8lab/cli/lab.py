@@ -16,7 +16,20 @@ from int8lab.report.console import table_console
 
 def register(app: typer.Typer) -> None:
     app.command("bench")(bench_command)
+    app.command("report")(report_command)
     app.command("experiment")(experiment_command)
+
+
+def report_command(
+    folder: Path = typer.Argument(..., help="A quantize or validate output folder (summary.json or validation.json)."),
+):
+    """Rebuild FOLDER/report.html (one file, images embedded) from the results saved there."""
+    from int8lab.report.html import write_html_report
+
+    if not (folder / "summary.json").exists() and not (folder / "validation.json").exists():
+        raise typer.BadParameter(f"{folder} holds no summary.json or validation.json (int8lab quantize or validate "
+                                 f"writes them)")
+    typer.echo(f"wrote {write_html_report(folder)}")
 
 
 def bench_command(
