@@ -170,7 +170,7 @@ def test_fallback_on_the_aeq_path_stops_once_the_drop_holds(torch_requantizer):
 def test_recover_accuracy_takes_pytorch_models_and_ranks_side_by_side(torch_requantizer, fashion_dir, fashion_opts,
                                                                        tmp_path):
     from int8lab.diagnose import END_TO_END
-    from int8lab.validate import store_eval_set
+    from int8lab.evalset import store_eval_set
 
     source, calibration, _ = torch_requantizer
     ranking = store_eval_set(tmp_path / "ranking.npy", fashion_dir, fashion_opts.spec(source.input), "val", None,

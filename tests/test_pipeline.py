@@ -86,7 +86,7 @@ def test_validate_job_writes_metrics_pngs_and_report(tmp_path, fashion_int8, fas
                            "test", tmp_path, progress=False)
     assert results["num_images"] == 500 and results["top1_agreement"] >= 0.99
     assert 0.85 < results["accuracy_reference"] <= 1 and len(results["quantized"]["per_class"]) == 10
-    assert {p.name for p in tmp_path.iterdir()} == {"validation.json", "report.md",
+    assert {p.name for p in tmp_path.iterdir()} == {"validation.json", "report.md", "report.html",
                                                     "confusion_reference.png", "confusion_quantized.png"}
     assert (tmp_path / "confusion_quantized.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -12,7 +12,19 @@ from int8lab.data.generator import RepresentativeDataGenerator
 from int8lab.errors import DatasetError, Int8labError, NoValidImagesError, UsageError
 from int8lab.preprocess import PreprocessSpec, resolve_preprocess_spec
 
+_API = ("Result", "convert", "quantize", "validate")  # int8lab.api, imported on first use (it loads TensorFlow)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from int8lab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'int8lab' has no attribute {name!r}")
+
+
 __all__ = [
+    *_API,
     "DatasetError",
     "Int8labError",
     "NoValidImagesError",

@@ -33,7 +33,7 @@ from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
 from int8lab.sidecar import has_record, source_spec
 from int8lab.tasks.detect import dataset_names
-from int8lab.validate import EvalSet
+from int8lab.evalset import EvalSet
 
 FLOAT_MODES = ("none", "fp16", "dynamic")
 DEFAULT_SIZES = "10,50,100,300"
@@ -213,7 +213,7 @@ def _fill_cache(cache: Path, source, spec: PreprocessSpec, data_dir: Path, opts:
                 config: ExperimentConfig, labels: list[str] | None, stamp: str) -> None:
     """Decode both splits and run the float model once, streaming each to its .npy file;
     ``cache.json``, written last, marks the cache complete."""
-    from int8lab.validate import predict_batches, store_eval_set
+    from int8lab.evalset import predict_batches, store_eval_set
 
     progress = not opts.quiet
     generator = RepresentativeDataGenerator(data_dir, opts.dataset_type, num_samples=None,
@@ -379,7 +379,7 @@ def native_metrics(prepared: Prepared, runs: int) -> dict:
 
     from int8lab.benchmark import summarise
     from int8lab.tasks.registry import get_task
-    from int8lab.validate import Replay
+    from int8lab.evalset import Replay
 
     source, eval_set, native, task = prepared.source, prepared.eval_set, prepared.native, prepared.task_for("none")
     row = {"variant": {"name": "native", "mode": "native"}, "group": "native", "source_kind": source.kind,

@@ -49,7 +49,7 @@ from int8lab.sidecar import Preprocessing, read_sidecar, resolve_preprocessing, 
 from int8lab.progress import phase, phases, progress_enabled, track
 from int8lab.runtime import LiteRTModel, delegation
 from int8lab.tasks.registry import task_of_results
-from int8lab.validate import load_reference, read_labels_file, store_eval_set
+from int8lab.evalset import load_reference, read_labels_file, store_eval_set
 
 
 class NotFullyIntegerError(Int8labError):
@@ -356,9 +356,9 @@ def quantize_job(model, data_dir, out_dir: Path, opts: DataOptions,
         if recovery is not None:
             summary["recovery"] = recovery_summary(recovery, out_dir, run, labels, threads)
             if min_agreement is not None:
-                held_out = results.get("top1_agreement")
-                summary["recovery"]["min_agreement"] = {"required": min_agreement, "held_out": held_out,
-                                                        "met": held_out is not None and held_out >= min_agreement}
+                agreement = results.get("top1_agreement")
+                summary["recovery"]["min_agreement"] = {"required": min_agreement, "held_out": agreement,
+                                                        "met": agreement is not None and agreement >= min_agreement}
         if held_out.array_path is None:
             with phase("report examples"):
                 summary["examples"] = report_examples(out_dir / "model_fp32.tflite", converted.path, _paths(held_out),

@@ -148,7 +148,7 @@ def test_quantize_takes_the_integer_modes_and_refuses_the_others(tmp_path, fashi
     assert summary["conversion"]["tflite"]["inputs"][0]["dtype"] == "float32"
     assert summary["validation"]["top1_agreement"] >= 0.99
     for extra, message in ((("--quantize", "fp16"), "--quantize takes auto, int8, uint8"),
-                           (("--quantize", "uint8", "--max-drop", "1"), "--max-drop ranks layers in int8")):
+                           (("--quantize", "uint8", "--max-drop", "1"), "--max-drop and --min-agreement rank layers in int8")):
         result = int8lab("quantize", fashion_model, "--data", fashion_dir, "--preset", "unit", *extra,
                          "-o", tmp_path / "no", check=False)
         assert result.returncode == 2 and message in result.stderr and not (tmp_path / "no").exists()

@@ -104,7 +104,7 @@ def experiment_command(
     strategies, and int8 calibrated on one class: metrics.md, summary.md, plots."""
     from int8lab.experiment import ExperimentConfig, run_experiment
     from int8lab.report.experiment import write_report
-    from int8lab.validate import read_labels_file
+    from int8lab.evalset import read_labels_file
 
     config = ExperimentConfig(calib_sizes, repeats, imbalanced_class, calibration_split, eval_split,
                               eval_workers, strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),

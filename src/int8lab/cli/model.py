@@ -13,7 +13,7 @@ from int8lab.cli.options import data_options, preprocessing_options
 from int8lab.config import DataOptions
 from int8lab.errors import UsageError
 from int8lab.model.convert import MODES
-from int8lab.validate import read_labels_file
+from int8lab.evalset import read_labels_file
 
 err = Console(stderr=True, highlight=False)
 
@@ -37,11 +37,10 @@ BIAS_CORRECTION = typer.Option(True, "--bias-correction/--no-bias-correction",
 
 def load_source(model: Path, opts: DataOptions, arch=None, io_layout=None, backend="converter",
                 range_estimator="minmax", bias_correction=True):
-    """The user's model with what the flags say about it (size and channels help PyTorch)."""
-    from int8lab.model.source import ModelOptions, load_model_source
+    """The user's model with what the flags say about it (int8lab.api.load_source)."""
+    from int8lab.api import load_source as load
 
-    return load_model_source(model, ModelOptions(arch, io_layout, opts.input_size, opts.channels, backend,
-                                                 range_estimator, opts.trust_pickle, bias_correction))
+    return load(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
 
 
 def register(app: typer.Typer) -> None:
@@ -111,23 +110,15 @@ def validate_command(
 ):
     """Compare a quantized model with its float reference on held-out images, preprocessed as the
     model's sidecar records (flags that disagree are refused: --override-preprocessing)."""
-    from dataclasses import replace
+    from int8lab.api import validate
 
-    from int8lab.pipeline import validate_job
-    from int8lab.sidecar import resolve_preprocessing, tflite_input
-
-    preprocessing = resolve_preprocessing(quantized, opts, tflite_input(quantized))
-    spec = preprocessing.spec
-    source = load_source(reference, replace(opts, input_size=spec.input_size, channels=spec.channels), arch,
-                         io_layout)
-    results = validate_job(quantized, source, data, preprocessing, opts.split, output,
-                           read_labels_file(labels) if labels else None, opts.dataset_type,
-                           not opts.quiet, opts.task, ray_address, shards)
+    result = validate(quantized, reference, data, output, labels=labels, arch=arch, io_layout=io_layout,
+                      ray_address=ray_address, shards=shards, options=opts)
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(json.dumps(result.summary, indent=2))
         return
-    _print_validation(results)
-    typer.echo(f"report: {Path(output or quantized.parent / f'{quantized.stem}_validation') / 'report.md'}")
+    _print_validation(result.summary)
+    typer.echo(f"report: {result.files['report']} ({result.files['report_html'].name} beside it)")
 
 
 @data_options
@@ -160,11 +151,13 @@ def quantize_command(
     opts: DataOptions,
 ):
     """The main job: int8 model, validated on held-out images, with size, latency and a report."""
-    from int8lab.pipeline import quantize_job
+    from int8lab.api import quantize
 
-    source = load_source(model, opts, arch, io_layout, backend, range_estimator, bias_correction)
-    summary = quantize_job(source, data, output, opts, labels, eval_split,
-                           allow_double_normalisation, threads, onnx, max_drop, mode, min_agreement)
+    summary = quantize(model, data, output, labels=labels, quantize=mode, max_drop=max_drop,
+                       min_agreement=min_agreement, eval_split=eval_split, threads=threads, onnx=onnx,
+                       allow_double_normalisation=allow_double_normalisation, arch=arch, io_layout=io_layout,
+                       backend=backend, range_estimator=range_estimator, bias_correction=bias_correction,
+                       options=opts).summary
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -207,7 +200,7 @@ def quantize_command(
         typer.echo(f"--min-agreement {check['required']}: held-out top-1 agreement "
                    f"{100 * check['held_out']:.2f}% ({'met' if check['met'] else 'NOT met'}; the budget holds on "
                    f"the calibration split, which chose the layers)")
-    typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md")
+    typer.echo(f"wrote {output}/model_int8.tflite, model_int8.tflite.json, report.md, report.html")
 
 
 @data_options

@@ -12,7 +12,7 @@ from int8lab.atomic import atomic_write
 from int8lab.data.loader import chunked
 from int8lab.evaluate import ClassificationAccumulator, agreement_from_sums, matrix_metrics
 from int8lab.report.plots import confusion_matrix_png
-from int8lab.validate import EVAL_BATCH, Replay, class_labels, eval_batches, predict_batches
+from int8lab.evalset import EVAL_BATCH, Replay, class_labels, eval_batches, predict_batches
 
 name = "classify"
 # The lab's columns (key, header), its headline metric (with labels, and without), and the metric

@@ -21,7 +21,7 @@ from int8lab.errors import UsageError
 from int8lab.tasks import boxes as box_ops
 from int8lab.tasks.boxes import box_iou, to_original, xywh_to_xyxy
 from int8lab.tasks.detection_metrics import DetectionAccumulator
-from int8lab.validate import EVAL_BATCH, Replay, predict_batches
+from int8lab.evalset import EVAL_BATCH, Replay, predict_batches
 
 CONFIDENCE = 0.25  # the operating point: detections an app would show
 MAP_CONFIDENCE = 0.001  # mAP integrates over all scores, as Ultralytics' val does

@@ -8,7 +8,7 @@ from conftest import save_broken_files
 from int8lab.data.discovery import discover
 from int8lab.imageops import load_tensor
 from int8lab.preprocess import resolve_preprocess_spec
-from int8lab.validate import store_eval_set
+from int8lab.evalset import store_eval_set
 
 
 def test_a_stored_eval_set_holds_every_valid_image_in_file_order(tmp_path, fashion_dir, photo):

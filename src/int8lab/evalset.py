@@ -1,4 +1,4 @@
-"""Validation: the quantized model against its float reference on held-out, labelled images."""
+"""Held-out images for validation: read batch by batch (or replayed), their labels, the float reference."""
 
 from __future__ import annotations
 
