@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-big bench clean
 
 # After the extras, without their declared dependencies: the TFLite metadata writer, tflite-support's
 # (its Task API's protobuf<4 would replace TensorFlow's; its native part needs libusb-1.0), and the
@@ -31,6 +31,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The real 640-px detectors of ../shared (YOLOv8n as a user runs it, and in MediaPipe): minutes each.
+test-big: $(STAMP)
+	$(BIN)/python -m pytest -m bigmodel
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_calibration_loading.py

@@ -14,9 +14,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_detector import SHARED, coco_layout  # noqa: E402
 
 MODEL = SHARED / "models" / "yolov8n-coco.onnx"
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.bigmodel, pytest.mark.skipif(
     not (MODEL.is_file() and (SHARED / "coco128").is_dir() and (SHARED / "imagenet-sample").is_dir()),
-    reason=f"needs the COCO YOLOv8n and coco128 of {SHARED}, which a user's clone has not got")
+    reason=f"needs the COCO YOLOv8n and coco128 of {SHARED}, which a user's clone has not got")]
 
 
 @pytest.mark.slow
