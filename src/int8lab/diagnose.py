@@ -358,7 +358,9 @@ def recover_accuracy(source, calibration, ranking, budget: float | None, progres
     metric, drop_of, budget = budgets(source, ranking, task, spec, progress, budget, min_agreement)
     source = int8_source or source
     ranked, requantize, method = rank_layers(source, calibration, head_scorer(task), mode)
-    if task["name"] == "detect":
+    if task["name"] == "detect" and drop_of(requantize([])) <= budget:
+        order, how = [], "none needed: full int8 meets the budget (no layer measured)"
+    elif task["name"] == "detect":  # one measurement per layer: only when full int8 misses the budget
         order = measured_order(convert(source, "none"), requantize, drop_of,
                                lambda it, n: track(it, n, "layer sensitivity", progress))
         how = "largest measured gain first (each layer with weights and its activation alone in float)"
