@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/int8lab quantize examples/fashion/model.keras --data examples/fashion/data --preset unit -o $(DEMO_OUT)
 	$(BIN)/int8lab snippet $(DEMO_OUT)/model_int8.tflite -o $(DEMO_OUT)/infer.py
 	$(BIN)/python $(DEMO_OUT)/infer.py examples/fashion/data/test/sneaker/t10k_00309.png --top-k 3
-	@echo "report: $(DEMO_OUT)/report.md"
+	@echo "report: $(DEMO_OUT)/report.md; in a browser: $(DEMO_OUT)/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
