@@ -104,20 +104,20 @@ class Delegation:
 
     def describe(self, each_op: bool = False) -> str:
         """One line; the ops on the built-in kernels counted by kind, or ``each_op`` by the tensor each writes."""
-        if each_op:
-            rest = ", ".join(self.fallback)
-        else:
-            ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
-            rest = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        rest = ", ".join(self.fallback) if each_op else self._fallback_kinds()
         return (f"XNNPACK runs {self.delegated} of {self.delegated + len(self.fallback)} ops in "
                 f"{self.partitions} partition(s)" + (f"; on the built-in kernels: {rest}" if rest else ""))
 
     def summary(self) -> str:
         """For a table cell: "71 of 73 ops, 1 partition(s); built-in: QUANTIZE x1"."""
-        ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
-        rest = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        rest = self._fallback_kinds()
         return (f"{self.delegated} of {self.delegated + len(self.fallback)} ops, {self.partitions} partition(s)"
                 + (f"; built-in: {rest}" if rest else ""))
+
+    def _fallback_kinds(self) -> str:
+        """"QUANTIZE x1, SOFTMAX x1": the ops on the built-in kernels counted by kind."""
+        ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
+        return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
 
     def fallback_ops(self) -> list[tuple[str, str]]:
         """(op kind, tensor it writes) of each op on the built-in kernels."""

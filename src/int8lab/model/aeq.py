@@ -227,9 +227,7 @@ class Calibrated:
         step = ranges.int8_step(self.calibration[output_name])
         risk = ranges.tie_risk(reference, quantized, step)
         risk["classes"] = reference.shape[1]
-        # More classes than int8 has values cannot all be told apart; fewer: as measured.
-        if risk["classes"] <= 256 and not any(risk[k] for k in ("int8_tie_rate", "top2_gap_below_step",
-                                                                 "unseen_tie_rate")):
+        if not ranges.logits_at_risk(risk):
             return
         from ai_edge_quantizer import qtyping, recipe
         from ai_edge_quantizer.algorithm_manager import AlgorithmName

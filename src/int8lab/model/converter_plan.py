@@ -146,10 +146,7 @@ def _tie_risk(float_model: bytes, content: bytes, images: np.ndarray) -> dict | 
     scores = output.predict(images).reshape(len(images), -1)
     step = _int8_step_before_output(content)
     risk = {**ranges.tie_risk(reference, scores, step), "classes": int(reference.shape[1]), "int8_output_step": step}
-    if risk["classes"] <= 256 and not any(risk[k] for k in ("int8_tie_rate", "top2_gap_below_step",
-                                                             "unseen_tie_rate")):
-        return None
-    return risk
+    return risk if ranges.logits_at_risk(risk) else None
 
 
 def _int8_step_before_output(content: bytes) -> float:

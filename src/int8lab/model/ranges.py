@@ -177,6 +177,12 @@ def tie_risk(reference: np.ndarray, quantized: np.ndarray, output_step: float) -
             "unseen_tie_rate": float(np.mean(np.concatenate(unseen))) if unseen else 0.0, "images": int(len(reference))}
 
 
+def logits_at_risk(risk: dict) -> bool:
+    """Whether ``tie_risk`` (with ``classes``) says int8 logits would tie or swap the top: more
+    classes than int8 has values cannot all be told apart; fewer, as measured."""
+    return risk["classes"] > 256 or any(risk[k] for k in ("int8_tie_rate", "top2_gap_below_step", "unseen_tie_rate"))
+
+
 def _top_tied(scores: np.ndarray) -> np.ndarray:
     return (scores == scores.max(axis=1, keepdims=True)).sum(axis=1) > 1
 
