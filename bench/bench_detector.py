@@ -42,7 +42,8 @@ from int8lab.config import DataOptions
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.pipeline import convert_job, validate_job
 from int8lab.runtime import LiteRTModel
-from int8lab.tasks.detect import dataset_names, evaluate, labelled_split, resolve_layout
+from int8lab.data.annotations import dataset_names, ground_truth
+from int8lab.tasks.detect import evaluate, resolve_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "detect"
@@ -160,7 +161,7 @@ def run(args, out: Path) -> None:
                                    exclude)
         ort = OrtModel(ort_path)
         results, on_photos = (evaluate(source, ort, generator.generate_samples(), files, spec.as_dict(), layout,
-                                       layout, labelled_split(files)) if generator else None
+                                       layout, ground_truth(files, names)) if generator else None
                               for generator, files in (held_out, photos or (None, None)))
         images = f", {min(cap, args.num_samples)} images" if cap else ""
         floats = f", the decode tail and output convolutions float ({len(exclude)} nodes)" if exclude else ""

@@ -8,6 +8,7 @@ import re
 
 import pytest
 from conftest import ROOT, int8lab
+from labelled_sets import write_coco, write_voc
 
 EXAMPLE = ROOT / "examples" / "detect"
 FLAGS = ("--data", EXAMPLE / "data", "--preset", "unit", "--resize", "letterbox", "--input-size", "160", "160",
@@ -58,6 +59,20 @@ def test_validate_takes_the_recorded_preprocessing_and_split(quantized, tmp_path
                       "--resize", "stretch", "-o", tmp_path, "-q", check=False)
     assert refused.returncode == 2 and "--resize stretch where the model has letterbox" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_same_labels_as_coco_json_or_pascal_voc_give_the_same_figures(quantized, tmp_path):
+    """The example's YOLO test labels written as a COCO set (category ids 2, 5, 8, ...) and as a VOC
+    set: validate finds the layout and the split and scores exactly what it scores on YOLO txt."""
+    out, summary = quantized
+    for layout, write in (("coco", write_coco), ("voc", write_voc)):
+        again = json.loads(int8lab("validate", out / "model_int8.tflite", "--reference", EXAMPLE / "yolo_tiny.onnx",
+                                   "--data", write(tmp_path / layout), "-o", tmp_path / f"{layout}_out", "-q",
+                                   "--json").stdout)
+        assert again["split"] == "test" and again["labelled"]
+        for key in ("map50", "map50_95", "map50_95_reference", "detections_kept", "num_images"):
+            assert again[key] == pytest.approx(summary["validation"][key], abs=1e-12), (layout, key)
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
 from int8lab.sidecar import has_record, source_spec
-from int8lab.tasks.detect import dataset_names
+from int8lab.data.annotations import dataset_names
 from int8lab.evalset import EvalSet
 
 FLOAT_MODES = ("none", "fp16", "dynamic")

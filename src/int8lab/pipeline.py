@@ -451,8 +451,11 @@ def slower_int8(latency: dict, cpu, int8_delegation, target: str = "cpu") -> lis
 
 
 def data_parts(run: RunContext) -> dict:
-    """How a folder without splits was divided, for the console and the report."""
+    """How a folder without splits (or a COCO/VOC set without a test split) was divided, for the
+    console and the report."""
+    labelled_set = run.calibration.dataset_type in ("coco", "voc")
     return {"calibration_images": len(run.calibration), "held_out_images": len(run.held_out),
+            "why": "has no test split" if labelled_set else "has no split folders",
             "how": "seeded, stratified by class folder" if run.calibration.class_names else "seeded"}
 
 
@@ -637,7 +640,7 @@ def _optional_versions(source) -> dict:
 
 def _labels(labels_file, generator, data_dir=None) -> list[str]:
     """--labels, else the class folders, else a YOLO data.yaml's names."""
-    from int8lab.tasks.detect import dataset_names
+    from int8lab.data.annotations import dataset_names
 
     if labels_file:
         return read_labels_file(labels_file)

@@ -7,7 +7,7 @@ import pytest
 
 from int8lab.errors import UsageError
 from int8lab.tasks.registry import infer_task
-from int8lab.tasks.detect import decode, label_file, read_labels, resolve_layout
+from int8lab.tasks.detect import decode, resolve_layout
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "detect" / "data"
 
@@ -45,14 +45,6 @@ def test_decode_multiplies_normalised_boxes_back():
     layout = resolve_layout((1, 6, 8), (100, 200), 2).with_boxes("normalized")
     raw = _raw() / np.array([[200], [100], [200], [100], [1], [1]], np.float32)
     assert np.allclose(decode(raw, layout)[0], [[30, 25, 50, 35]])
-
-
-def test_labels_sit_beside_the_images_folder():
-    image = DATA / "images" / "test" / "test_0000.jpg"
-    assert label_file(image) == DATA / "labels" / "test" / "test_0000.txt"
-    boxes, classes = read_labels(label_file(image), (200, 160))
-    assert len(boxes) == len(classes) > 0
-    assert (boxes[:, 2:] > boxes[:, :2]).all() and boxes.max() <= 200
 
 
 def test_end_to_end_rows_are_read_without_nms_and_need_the_class_count():

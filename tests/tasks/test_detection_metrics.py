@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from int8lab.data.annotations import CROWD, DIFFICULT, OBJECT
 from int8lab.tasks.detection_metrics import DetectionAccumulator, average_precision
 
 TRUTH = np.array([[10, 10, 50, 50], [60, 60, 100, 120]], float)
@@ -52,3 +53,24 @@ def test_images_without_detections_still_count_their_truth():
     acc.update(np.zeros((0, 4)), [], [], TRUTH[1:], [1])
     result = acc.result()
     assert result["recall"] == 0.5 and result["map50"] == 0.5
+
+
+def test_detections_on_a_crowd_region_or_a_difficult_object_count_neither_way():
+    """COCO's crowd regions (matched by the share of the detection inside, any number of times) and
+    VOC's difficult objects (matched once) are no ground truth to find and no false positive."""
+    crowd = np.array([[0, 0, 200, 200]], float)
+    inside = np.array([[120, 120, 140, 150], [150, 150, 170, 190]], float)  # small boxes wholly in the crowd
+    plain, with_crowd = DetectionAccumulator(1), DetectionAccumulator(1)
+    plain.update(TRUTH[:1], [0.5], [0], TRUTH[:1], [0])
+    with_crowd.update(np.concatenate([TRUTH[:1], inside]), [0.5, 0.9, 0.8], [0, 0, 0],
+                      np.concatenate([TRUTH[:1], crowd]), [0, 0], truth_kinds=[OBJECT, CROWD])
+    assert with_crowd.result() == plain.result()
+    assert with_crowd.result()["map50"] == 1.0 and with_crowd.result()["ground_truth_boxes"] == 1
+
+    difficult = DetectionAccumulator(2)
+    difficult.update(TRUTH, [0.9, 0.8], CLASSES, TRUTH, CLASSES, truth_kinds=[OBJECT, DIFFICULT])
+    twice = DetectionAccumulator(2)  # a second detection on the difficult object is a false positive
+    twice.update(np.concatenate([TRUTH, TRUTH[1:]]), [0.9, 0.8, 0.7], [0, 1, 1], TRUTH, CLASSES,
+                 truth_kinds=[OBJECT, DIFFICULT])
+    assert difficult.result()["map50"] == 1.0 and difficult.result()["ground_truth_boxes"] == 1
+    assert difficult.result()["precision"] == 1.0 and twice.result()["precision"] == 0.5

@@ -163,7 +163,7 @@ def quantize_command(
         return
     if summary["data_parts"]:
         parts = summary["data_parts"]
-        typer.echo(f"{data} has no split folders: divided into {parts['calibration_images']} calibration and "
+        typer.echo(f"{data} {parts['why']}: divided into {parts['calibration_images']} calibration and "
                    f"{parts['held_out_images']} held-out images ({parts['how']}; disjoint)")
     for warning in summary["warnings"]:
         err.print(f"[yellow]warning[/yellow] {escape(warning)}")

@@ -16,7 +16,7 @@ import typer
 from int8lab.config import PREPROCESSING_FIELDS, DataOptions
 
 _HELP = {
-    "dataset_type": ("--dataset-type", "auto | classification | detection | folder | npy."),
+    "dataset_type": ("--dataset-type", "auto | classification | detection (YOLO) | coco | voc | folder | npy."),
     "split": ("--split", "Split folder to read (default: val, then test, then all)."),
     "num_samples": ("--num-samples", "How many calibration samples to draw."),
     "batch_size": ("--batch-size", "Samples per batch."),

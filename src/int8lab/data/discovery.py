@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from int8lab.data import annotations
 from int8lab.errors import DatasetError, UsageError
 from int8lab.imageops import IMAGE_EXTENSIONS
 
-DATASET_TYPES = ("auto", "classification", "detection", "folder", "npy")
+DATASET_TYPES = ("auto", "classification", "detection", "coco", "voc", "folder", "npy")
+LABELLED_DETECTION = ("coco", "voc")  # layouts whose labels name their splits (int8lab.data.annotations)
 SPLIT_PREFERENCE = ("val", "test")
 DETECTION_SPLIT_PREFERENCE = ("val", "test", "train")
 UNLABELLED = -1
@@ -74,6 +76,8 @@ def discover(path: str | Path, dataset_type: str = "auto", split: str | None = N
     finder = {
         "classification": _discover_classification,
         "detection": _discover_detection,
+        "coco": _discover_coco,
+        "voc": _discover_voc,
         "folder": _discover_folder,
         "npy": _discover_array,
     }[dataset_type]
@@ -110,10 +114,13 @@ def part_of(index: DatasetIndex, part: str) -> DatasetIndex:
 def plan_parts(path: str | Path, dataset_type: str, eval_split: str) -> tuple[str | None, str] | None:
     """``(calibration split, held-out split)`` for data that has no ``eval_split`` of its own:
     the two seeded parts of the folder; None when the data has that split (or cannot be divided:
-    an array file, or a YOLO layout, whose splits come from its data.yaml)."""
+    an array file, or a YOLO layout, whose splits come from its data.yaml). A COCO or VOC set
+    with no such split is divided too: most hold labels for val (and train) only."""
     path = Path(path).expanduser()
     if dataset_type == "auto" and path.exists():
         dataset_type = detect_dataset_type(path)
+    if dataset_type in LABELLED_DETECTION:
+        return None if has_split(path, dataset_type, eval_split) else (CALIBRATION_PART, HELD_OUT_PART)
     if dataset_type not in ("classification", "folder") or (path / eval_split).is_dir():
         return None
     if any((path / s).is_dir() for s in (*SPLIT_PREFERENCE, "train")):
@@ -129,6 +136,8 @@ def has_split(path: str | Path, dataset_type: str, split: str) -> bool:
         return False
     if dataset_type == "auto":
         dataset_type = detect_dataset_type(path)
+    if dataset_type in LABELLED_DETECTION:
+        return _labelled_split_name(path, dataset_type, split) is not None
     if dataset_type == "detection":
         yaml_path = _data_yaml(path)
         if yaml_path is not None:  # discovery reads a data.yaml's entries only
@@ -142,6 +151,10 @@ def detect_dataset_type(path: Path) -> str:
         if path.suffix.lower() == ".npy":
             return "npy"
         raise DatasetError(f"{path} is a file; give an image folder or a .npy array file")
+    if _data_yaml(path) is None and annotations.coco_jsons(path):
+        return "coco"
+    if (path / "Annotations").is_dir() and (path / "JPEGImages").is_dir():
+        return "voc"
     if _data_yaml(path) is not None or (path / "images").is_dir():
         return "detection"
     if any((path / s).is_dir() for s in (*SPLIT_PREFERENCE, "train")):
@@ -238,6 +251,60 @@ def _discover_detection(path: Path, split: str | None) -> DatasetIndex:
         "detection", path, image_dir, split_dir.name if split_dir else None,
         files, (UNLABELLED,) * len(files),
     )
+
+
+def _splits(path: Path, dataset_type: str) -> list[str]:
+    if dataset_type == "coco":
+        return list(annotations.coco_jsons(path))
+    folder = path / "ImageSets" / "Main"
+    return sorted(p.stem for p in folder.glob("*.txt") if "_" not in p.stem) if folder.is_dir() else []
+
+
+def _labelled_split_name(path: Path, dataset_type: str, split: str) -> str | None:
+    """``split`` as the set names it: exactly, else the one split it begins (val -> val2017)."""
+    splits = _splits(path, dataset_type)
+    if split in splits:
+        return split
+    starting = [s for s in splits if s.startswith(split)]
+    return starting[0] if len(starting) == 1 else None
+
+
+def _pick_labelled_split(path: Path, dataset_type: str, split: str | None) -> str | None:
+    available = _splits(path, dataset_type)
+    if split is None:
+        found = (_labelled_split_name(path, dataset_type, s) for s in DETECTION_SPLIT_PREFERENCE)
+        return next((s for s in found if s), available[0] if available else None)
+    name = _labelled_split_name(path, dataset_type, split)
+    if name is None:
+        raise DatasetError(f"{path} has no {split!r} split; {dataset_type.upper()} splits there: {available}")
+    return name
+
+
+def _discover_coco(path: Path, split: str | None) -> DatasetIndex:
+    """A COCO set: the images annotations/instances_<split>.json lists, found in images/<split>/
+    (or <split>/); those the folder lacks are left out (a subset is common)."""
+    split = _pick_labelled_split(path, "coco", split)
+    if split is None:
+        raise DatasetError(f"{path}/annotations holds no instances_<split>.json")
+    image_dir = annotations.coco_image_dir(path, split)
+    if image_dir is None:
+        raise DatasetError(f"{path}: found annotations/instances_{split}.json but neither images/{split}/ "
+                           f"nor {split}/ beside it")
+    listed = annotations.coco_file_names(path / "annotations" / annotations.COCO_JSON.format(split=split))
+    files = tuple(f for f in iter_images(image_dir) if f.name in listed)
+    if not files:
+        raise DatasetError(f"{image_dir} holds none of the images instances_{split}.json lists")
+    return DatasetIndex("coco", path, image_dir, split, files, (UNLABELLED,) * len(files))
+
+
+def _discover_voc(path: Path, split: str | None) -> DatasetIndex:
+    """A Pascal VOC set: JPEGImages of the ids in ImageSets/Main/<split>.txt (every annotated
+    image when there is no ImageSets)."""
+    split = _pick_labelled_split(path, "voc", split)
+    files = tuple(f for f in annotations.voc_images(path, split) if f.is_file())
+    if not files:
+        raise DatasetError(f"{path}: no JPEGImages for the {split or 'annotated'} images")
+    return DatasetIndex("voc", path, path / "JPEGImages", split, files, (UNLABELLED,) * len(files))
 
 
 def _discover_folder(path: Path, split: str | None) -> DatasetIndex:

@@ -24,7 +24,7 @@ def validation_report(summary: dict) -> str:
         lines.append(f"- source sha256 `{conversion['source_sha256'][:16]}…`, mode `{conversion['mode']}`")
     if summary.get("data_parts"):
         parts = summary["data_parts"]
-        lines.append(f"- the data has no split folders: divided into {parts['calibration_images']} calibration "
+        lines.append(f"- the data {parts.get('why', 'has no split folders')}: divided into {parts['calibration_images']} calibration "
                      f"and {parts['held_out_images']} held-out images ({parts['how']}; disjoint)")
     if calibration:
         lines.append(f"- calibrated on {calibration['count']} images of split `{calibration['split']}` "

@@ -62,6 +62,15 @@ def box_iou(a, b):
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
+def box_ioa(a, b):
+    """Pairwise intersection over the area of ``a``: [M, 4] x [K, 4] -> [M, K]. COCO matches a
+    detection to a crowd region by it (the region holds many objects; the detection one)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    return inter / np.maximum(np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)[:, None], 1e-9)
+
+
 def nms(boxes, scores, classes, iou_threshold, max_detections):
     """Indices kept by greedy class-aware NMS, best score first (boxes of different classes never
     suppress each other: each class is shifted into its own region, as torchvision's batched NMS)."""

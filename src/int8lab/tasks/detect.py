@@ -1,5 +1,6 @@
-"""The detection task: YOLO-style raw outputs decoded to boxes, scored with mAP against YOLO
-label files and against the float model's own detections, in one streaming pass.
+"""The detection task: YOLO-style raw outputs decoded to boxes, scored with mAP against the
+labels (YOLO txt, COCO JSON or Pascal VOC: int8lab.data.annotations) and against the float
+model's own detections, in one streaming pass.
 
 Heads understood: Ultralytics v8/v11 (``[1, 4 + classes, anchors]`` or transposed; box centre
 x, y, width, height, then sigmoid class scores) and v5 (``[1, anchors, 5 + classes]``: an
@@ -12,14 +13,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from int8lab import imageops
+from int8lab.data.annotations import GroundTruth, dataset_names, ground_truth
 from int8lab.data.loader import chunked
 from int8lab.data.tensor_store import RowReader, row_writer
 from int8lab.errors import UsageError
 from int8lab.tasks import boxes as box_ops
-from int8lab.tasks.boxes import box_iou, to_original, xywh_to_xyxy
+from int8lab.tasks.boxes import box_iou, to_original
 from int8lab.tasks.detection_metrics import DetectionAccumulator
 from int8lab.evalset import EVAL_BATCH, Replay, predict_batches
 
@@ -88,34 +89,6 @@ def decode(output: np.ndarray, layout: DetectionLayout, confidence: float = CONF
     return box_ops.decode(output, layout.as_dict(), confidence, iou, max_detections)
 
 
-def label_file(image: Path) -> Path:
-    """Ultralytics' rule: the last ``images`` folder of the path becomes ``labels``, suffix .txt."""
-    parts = list(image.parts)
-    k = len(parts) - 1 - parts[::-1].index("images")
-    return Path(*parts[:k], "labels", *parts[k + 1:]).with_suffix(".txt")
-
-
-def read_labels(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(xyxy boxes in image pixels, classes) from a YOLO txt file; no file means no objects."""
-    if not path.is_file():
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
-    values = np.array([line.split()[:5] for line in path.read_text().splitlines() if line.strip()],
-                      dtype=np.float64).reshape(-1, 5)
-    width, height = size
-    boxes = xywh_to_xyxy(values[:, 1:5] * np.array([width, height, width, height]))
-    return boxes, values[:, 0].astype(np.int64)
-
-
-def dataset_names(data_dir) -> list[str]:
-    """Class names of a YOLO dataset: ``names`` of its data.yaml (a list or an index mapping)."""
-    root = Path(data_dir)
-    yaml_path = next((root / n for n in ("data.yaml", "data.yml") if (root / n).is_file()), None)
-    if yaml_path is None:
-        return []
-    names = (yaml.safe_load(yaml_path.read_text()) or {}).get("names") or []
-    return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-
-
 class Pairing:
     """Float (reference) detections at the operating point against the quantized ones: how many
     the quantized model keeps, and how far its boxes moved."""
@@ -174,12 +147,12 @@ class State:
 
 
 def evaluate_samples(reference, quantized, samples, files, spec: dict, reference_layout: DetectionLayout,
-                     quantized_layout: DetectionLayout, labelled: bool) -> State:
+                     quantized_layout: DetectionLayout, truth: GroundTruth | None) -> State:
     """Stream ``samples`` ((source index, tensor) pairs) through both models, batch by batch,
     and accumulate every metric; nothing per image is kept but each detection's small record."""
     classes = quantized_layout.num_classes
     state = State({"reference": DetectionAccumulator(classes), "quantized": DetectionAccumulator(classes)}
-                  if labelled else None, DetectionAccumulator(classes), Pairing())
+                  if truth is not None else None, DetectionAccumulator(classes), Pairing())
     for chunk in chunked(samples, EVAL_BATCH):
         batch = np.stack([tensor for _, tensor in chunk])
         outputs = reference.predict(batch), quantized.predict(batch)
@@ -188,10 +161,10 @@ def evaluate_samples(reference, quantized, samples, files, spec: dict, reference
             size = imageops.upright_size(path)
             ref, quant = (_in_original(decode(out[k], layout, MAP_CONFIDENCE), size, spec)
                           for out, layout in zip(outputs, (reference_layout, quantized_layout)))
-            if labelled:
-                truth = read_labels(label_file(path), size)
-                state.against_labels["reference"].update(*ref, *truth, index)
-                state.against_labels["quantized"].update(*quant, *truth, index)
+            if truth is not None:
+                boxes, classes, kinds = truth.of(path, size)
+                state.against_labels["reference"].update(*ref, boxes, classes, index, kinds)
+                state.against_labels["quantized"].update(*quant, boxes, classes, index, kinds)
             confident_ref, confident_quant = _confident(ref), _confident(quant)
             state.against_reference.update(*quant, confident_ref[0], confident_ref[2], index)
             state.pairing.update(confident_ref, confident_quant)
@@ -290,7 +263,7 @@ def results_of(state: State, reference_layout: DetectionLayout, quantized_layout
 
 
 def evaluate(reference, quantized, samples, files, spec: dict, reference_layout: DetectionLayout,
-             quantized_layout: DetectionLayout, labelled: bool) -> dict:
+             quantized_layout: DetectionLayout, truth: GroundTruth | None) -> dict:
     """One streaming pass, scored (the lab and the benchmark call this on their own samples)."""
     state = evaluate_samples(reference, quantized, samples, files, spec, reference_layout, quantized_layout,
                              labelled)
@@ -306,11 +279,6 @@ def _confident(detections):
     boxes, scores, classes = detections
     keep = scores >= CONFIDENCE
     return boxes[keep], scores[keep], classes[keep]
-
-
-def labelled_split(files: list[str]) -> bool:
-    """Whether the split has YOLO labels: a ``labels`` folder beside its ``images`` folder."""
-    return bool(files) and "images" in Path(files[0]).parts and label_file(Path(files[0])).parent.is_dir()
 
 
 name = "detect"
@@ -347,21 +315,21 @@ def experiment_metrics(native, model, eval_set, task: dict, spec, out_dir, title
     stored outputs ``native``, in the same streaming evaluation as validate."""
     layout = DetectionLayout.from_dict(task["layout"])
     results = evaluate(Replay(native), model, enumerate(eval_set.tensors), list(eval_set.files), spec.as_dict(),
-                       layout.with_boxes("pixels"), layout, labelled_split(list(eval_set.files)))
+                       layout.with_boxes("pixels"), layout, ground_truth(list(eval_set.files), task.get("names")))
     return {key: results[key] for key in ("map50", "map50_95", "map50_reference", "map50_vs_reference",
                                           "map50_95_vs_reference", "detections_kept", "mean_box_error_px")}
 
 
 def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
     """What every shard needs to score its images: the files, both layouts, the class names."""
-    names = labels or dataset_names(data_dir)
+    names = labels or (sidecar or {}).get("labels") or dataset_names(data_dir)  # the model's own order first
     quantized_layout = layout_of(quantized, sidecar, spec, names, first_tensor(index, spec))
     source = ((sidecar or {}).get("task") or {}).get("source_layout")  # before a target's output form
     reference_layout = replace(DetectionLayout.from_dict(source), nms=quantized_layout.nms).with_boxes("pixels") \
         if source else quantized_layout.with_boxes("pixels")
     files = [str(f) for f in index.files]
     return {"files": files, "spec": spec.as_dict(), "quantized_layout": quantized_layout,
-            "reference_layout": reference_layout, "labelled": labelled_split(files),
+            "reference_layout": reference_layout, "truth": ground_truth(files, names),
             "class_names": names}
 
 
@@ -377,7 +345,7 @@ def first_tensor(index, spec) -> np.ndarray | None:
 
 def accumulate(reference, quantized, generator, plan: dict) -> State:
     state = evaluate_samples(reference, quantized, generator.generate_samples(), plan["files"], plan["spec"],
-                             plan["reference_layout"], plan["quantized_layout"], plan["labelled"])
+                             plan["reference_layout"], plan["quantized_layout"], plan["truth"])
     state.skipped = [s.as_dict() for s in generator.errors]
     return state
 

@@ -1,16 +1,23 @@
 """Detection metrics that stream: COCO-style mAP50 and mAP50-95 (101-point interpolation), and
 precision/recall at the confidence threshold, accumulated image by image.
 
-Only one small record per detection (score, class, hit at each IoU threshold) and a count of
-ground-truth boxes per class are kept; no image or tensor is. Two accumulators merge exactly, so
-shards of an evaluation set can be scored apart and combined.
+Only one small record per detection (score, class, hit or ignored at each IoU threshold) and a
+count of ground-truth boxes per class are kept; no image or tensor is. Two accumulators merge
+exactly, so shards of an evaluation set can be scored apart and combined.
+
+Ground truth the evaluation ignores, as COCO's and VOC's own do: a COCO crowd region
+(``iscrowd``) or a VOC ``difficult`` object counts toward no class's boxes, and a detection
+matched to one is neither a hit nor a miss. A detection is matched to a regular box first; a
+crowd region is matched by the share of the detection inside it and can take any number of
+detections, a difficult object one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from int8lab.tasks.boxes import box_iou
+from int8lab.data.annotations import CROWD, OBJECT
+from int8lab.tasks.boxes import box_ioa, box_iou
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0, 1, 101)
@@ -23,31 +30,38 @@ class DetectionAccumulator:
         self.scores: list[np.ndarray] = []
         self.classes: list[np.ndarray] = []
         self.hits: list[np.ndarray] = []  # [detections, IoU thresholds] booleans
+        self.ignored: list[np.ndarray] = []  # the same: matched to a crowd region or a difficult object
         self.image_ids: list[np.ndarray] = []  # which image each detection is of: ties in score break by it
         self.truth_per_class = np.zeros(num_classes, dtype=np.int64)
         self.images = 0
 
-    def update(self, boxes, scores, classes, truth_boxes, truth_classes, image_id: int | None = None) -> None:
-        """One image: detections (xyxy, score, class) against its ground truth (xyxy, class).
-        ``image_id`` (default: the running count) orders equal scores, so that shards of an
-        evaluation set merge into exactly the figures of one pass."""
+    def update(self, boxes, scores, classes, truth_boxes, truth_classes, image_id: int | None = None,
+               truth_kinds=None) -> None:
+        """One image: detections (xyxy, score, class) against its ground truth (xyxy, class, and
+        optionally each box's kind: OBJECT, DIFFICULT or CROWD). ``image_id`` (default: the running
+        count) orders equal scores, so that shards of an evaluation set merge into exactly the
+        figures of one pass."""
         classes, truth_classes = np.asarray(classes, np.int64), np.asarray(truth_classes, np.int64)
+        kinds = np.zeros(len(truth_classes), np.int64) if truth_kinds is None else np.asarray(truth_kinds, np.int64)
         image_id = self.images if image_id is None else image_id
         self.images += 1
-        self.truth_per_class = self.truth_per_class + np.bincount(truth_classes, minlength=self.num_classes)[
-            :self.num_classes]
+        self.truth_per_class = self.truth_per_class + np.bincount(truth_classes[kinds == OBJECT],
+                                                                  minlength=self.num_classes)[:self.num_classes]
         if not len(scores):
             return
         self.scores.append(np.asarray(scores, np.float64))
         self.image_ids.append(np.full(len(scores), image_id, np.int64))
         self.classes.append(classes)
-        self.hits.append(match(np.asarray(boxes), np.asarray(scores), classes,
-                               np.asarray(truth_boxes).reshape(-1, 4), truth_classes))
+        hits, ignored = match(np.asarray(boxes), np.asarray(scores), classes,
+                              np.asarray(truth_boxes).reshape(-1, 4), truth_classes, kinds)
+        self.hits.append(hits)
+        self.ignored.append(ignored)
 
     def merge(self, other: "DetectionAccumulator") -> "DetectionAccumulator":
         self.scores += other.scores
         self.classes += other.classes
         self.hits += other.hits
+        self.ignored += other.ignored
         self.image_ids += other.image_ids
         self.truth_per_class = self.truth_per_class + other.truth_per_class  # Ray hands back read-only arrays
         self.images += other.images
@@ -56,14 +70,16 @@ class DetectionAccumulator:
     def result(self) -> dict:
         scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
         classes = np.concatenate(self.classes) if self.classes else np.zeros(0, np.int64)
-        hits = np.concatenate(self.hits) if self.hits else np.zeros((0, len(IOU_THRESHOLDS)), bool)
+        none = np.zeros((0, len(IOU_THRESHOLDS)), bool)
+        hits = np.concatenate(self.hits) if self.hits else none
+        ignored = np.concatenate(self.ignored) if self.ignored else none
         ids = np.concatenate(self.image_ids) if self.image_ids else np.zeros(0, np.int64)
         order = np.lexsort((ids, -scores))  # by score, equal scores by image: the same in any merge order
-        scores, classes, hits = scores[order], classes[order], hits[order]
+        scores, classes, hits, ignored = scores[order], classes[order], hits[order], ignored[order]
         present = np.flatnonzero(self.truth_per_class > 0)
-        ap = np.array([[average_precision(scores[classes == c], hits[classes == c, t], self.truth_per_class[c])
+        ap = np.array([[_class_ap(scores, hits[:, t], (classes == c) & ~ignored[:, t], self.truth_per_class[c])
                         for t in range(len(IOU_THRESHOLDS))] for c in present]).reshape(len(present), len(IOU_THRESHOLDS))
-        confident = scores >= self.confidence
+        confident = (scores >= self.confidence) & ~ignored[:, 0]
         true_positives = int(hits[confident, 0].sum())
         truth = int(self.truth_per_class.sum())
         return {
@@ -77,22 +93,41 @@ class DetectionAccumulator:
         }
 
 
-def match(boxes, scores, classes, truth_boxes, truth_classes) -> np.ndarray:
+def _class_ap(scores, hits, keep, truth: int) -> float:
+    return average_precision(scores[keep], hits[keep], truth)
+
+
+def match(boxes, scores, classes, truth_boxes, truth_classes, truth_kinds=None) -> tuple[np.ndarray, np.ndarray]:
     """COCO's greedy matching: detections by descending score each take the unmatched ground-truth
-    box of their class with the highest IoU, at each IoU threshold. -> [detections, thresholds]."""
+    box of their class with the highest IoU, at each IoU threshold; one that finds none may fall
+    on an ignored box (a free difficult object, or any crowd region by the share of the
+    detection inside it) and is then ignored. -> (hits, ignored), each [detections, thresholds]."""
     hits = np.zeros((len(scores), len(IOU_THRESHOLDS)), dtype=bool)
-    if not len(truth_boxes):
-        return hits
-    iou = box_iou(boxes, truth_boxes) * (classes[:, None] == truth_classes[None, :])
+    ignored = np.zeros_like(hits)
+    if not len(truth_boxes) or not len(scores):
+        return hits, ignored
+    kinds = np.zeros(len(truth_boxes), np.int64) if truth_kinds is None else np.asarray(truth_kinds)
+    overlap = box_iou(boxes, truth_boxes)
+    crowd = kinds == CROWD
+    if crowd.any():
+        overlap[:, crowd] = box_ioa(boxes, truth_boxes[crowd])
+    overlap *= classes[:, None] == truth_classes[None, :]
+    regular = kinds == OBJECT
     order = np.argsort(-scores, kind="stable")
     for t, threshold in enumerate(IOU_THRESHOLDS):
         taken = np.zeros(len(truth_boxes), dtype=bool)
         for d in order:
-            candidates = np.where(taken, -1.0, iou[d])
+            candidates = np.where(taken | ~regular, -1.0, overlap[d])
             best = int(candidates.argmax())
             if candidates[best] >= threshold:
                 taken[best] = hits[d, t] = True
-    return hits
+                continue
+            candidates = np.where(regular | (taken & ~crowd), -1.0, overlap[d])
+            best = int(candidates.argmax())
+            if candidates[best] >= threshold:
+                ignored[d, t] = True
+                taken[best] = not crowd[best]
+    return hits, ignored
 
 
 def average_precision(scores: np.ndarray, hits: np.ndarray, truth: int) -> float:
