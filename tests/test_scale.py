@@ -87,3 +87,40 @@ def test_validate_on_ray_shards_gives_the_one_pass_figures(tmp_path, fashion_mod
         assert sharded["mean_abs_output_error"] == pytest.approx(one_pass["mean_abs_output_error"], rel=1e-5)
     if model == "classifier":
         assert sharded["quantized"]["confusion_matrix"] == one_pass["quantized"]["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_a_validation_worker_killed_mid_run_costs_no_result(tmp_path, fashion_model, fashion_dir):
+    """A Ray worker's process ended by its id while it scores its shard: Ray runs the shard again
+    on a new worker, and the job finishes with the one-pass figures."""
+    import os
+    import signal
+    import time
+
+    quantized = tmp_path / "model.tflite"
+    int8lab("convert", fashion_model, "--data", fashion_dir, "--preset", "unit", "-o", quantized, "-q")
+    one_pass = json.loads(int8lab("validate", quantized, "--reference", fashion_model, "--data", fashion_dir,
+                                  "-o", tmp_path / "plain", "-q", "--json").stdout)
+    command = [sys.executable, "-m", "int8lab", "validate", str(quantized), "--reference", str(fashion_model),
+               "--data", str(fashion_dir), "-o", str(tmp_path / "ray"), "-q", "--json", "--ray-address", "local",
+               "--shards", "4"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    while run.poll() is None and killed is None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title.startswith(b"ray::validate_shard"):
+                os.kill(int(pid), signal.SIGKILL)
+                killed = int(pid)
+                break
+        time.sleep(0.05)
+    stdout, stderr = run.communicate(timeout=600)
+    assert killed is not None, "no validation worker was seen running"
+    assert run.returncode == 0, stderr
+    sharded = json.loads(stdout)  # what Ray says of the dead worker goes to stderr
+    for key in ("num_images", "top1_agreement", "accuracy_quantized"):
+        assert sharded[key] == pytest.approx(one_pass[key], rel=1e-12), key
+    assert sharded["quantized"]["confusion_matrix"] == one_pass["quantized"]["confusion_matrix"]

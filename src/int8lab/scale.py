@@ -8,8 +8,11 @@ those must be readable on every node (a shared filesystem); they write their res
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from int8lab.errors import UsageError
+
+TASK_RETRIES = 3
 
 
 @contextlib.contextmanager
@@ -39,9 +42,14 @@ def ray_session(address: str):
 
 
 def ray_map(function, items, shared: tuple, address: str):
-    """``function(item, *shared)`` for every item as a Ray task; results in completion order."""
-    with ray_session(address) as ray:
-        remote = ray.remote(function)
+    """``function(item, *shared)`` for every item as a Ray task; results in completion order.
+
+    A task whose worker dies (killed, out of memory, its node lost) runs again on another worker,
+    up to TASK_RETRIES times: tasks only read their inputs and return their tallies, so a rerun
+    gives the same result and the job loses nothing. What Ray prints about it goes to stderr,
+    leaving stdout to the results (``--json``)."""
+    with ray_session(address) as ray, contextlib.redirect_stdout(sys.stderr):
+        remote = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(function)
         shared_ref = ray.put(shared)
         pending = [remote.remote(item, shared_ref) for item in items]
         while pending:
