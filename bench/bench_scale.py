@@ -1,6 +1,8 @@
-"""Memory at any dataset size: `int8lab validate` and `int8lab experiment` on 2,000 and 20,000 images.
+"""Memory at any dataset size: `int8lab validate` and `int8lab experiment` on 2,000 and 20,000 images;
+and `int8lab validate` on Ray with thousands of real photos.
 
     .venv/bin/python bench/bench_scale.py [--sizes 2000,20000]
+    .venv/bin/python bench/bench_scale.py --ray [--sizes 5000,50000]     # needs ../shared
 
 The model: examples/fashion/mobilenetv3.keras (48x48x3, [-1, 1]) and its int8 .tflite, built
 here. The images: hard links of the 500 held-out test images of examples/fashion/data, repeated
@@ -19,15 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "fashion" / "mobilenetv3.keras"
 TEST = ROOT / "examples" / "fashion" / "data" / "test"
+SHARED = ROOT.parent / "shared" / "data"
 
 HELD_IN_RAM = """
 import sys
@@ -73,11 +78,148 @@ def peak_rss(command: list[str]) -> tuple[float, float]:
     return int(kilobytes) / 1024, float(seconds)
 
 
+RAY_DOC = """`--ray`: torchvision's MobileNetV2 (the zoo's weights, 224 x 224, ImageNet preprocessing)
+quantized by `int8lab convert` on 200 ImageNet-sample photos, then validated against its float
+`.pth` on N images: hard links of the 663 real photos of ../shared (ImageNet sample, coco128,
+OpenCV's), repeated. Each size runs in one process (no Ray; the smallest size only), and with
+`--ray-address local` on 1 and on 2 shards (one CPU each). A Ray worker's peak RSS is read from
+/proc while it runs. The two models' own latency at one thread (LiteRT and PyTorch, batch of one,
+median of 20) is measured in the same run: a worker's time per image is compared with it."""
+
+LATENCY = """
+import sys, time, numpy as np, torch
+torch.set_num_threads(1)
+from pathlib import Path
+from int8lab.model.source import ModelOptions, load_model_source
+from int8lab.runtime import LiteRTModel
+weights, arch, quantized = sys.argv[1:4]
+reference = load_model_source(Path(weights), ModelOptions(arch=arch, input_size=(224, 224)))
+model = LiteRTModel(Path(quantized), 1)
+x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+def median(m):
+    m.predict(x)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter(); m.predict(x); times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+print(median(reference), median(model))
+"""
+
+
+def real_photos() -> list[Path]:
+    photos = sorted((SHARED / "imagenet-sample").glob("*/*")) + sorted((SHARED / "coco128" / "images" / "test").iterdir())
+    return photos + [p for p in sorted((SHARED / "photos").iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+def photo_folder(root: Path, photos: list[Path], count: int) -> Path:
+    """DIR/test/ with ``count`` hard links of the photos, repeated (each link is an image of its own)."""
+    (root / "test").mkdir(parents=True)
+    for k in range(count):
+        os.link(photos[k % len(photos)], root / "test" / f"{k:06d}_{photos[k % len(photos)].name}")
+    return root
+
+
+class WorkerMemory:
+    """Peak RSS (VmHWM) of every Ray validation worker, polled from /proc while a job runs."""
+
+    def __init__(self):
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not (title.startswith(b"ray::validate_shard") or int(pid) in self.peaks):
+                        continue
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                kilobytes = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
+                self.peaks[int(pid)] = max(self.peaks.get(int(pid), 0), kilobytes / 1024)
+
+
+def ray_scaling(sizes: list[int]) -> None:
+    if not SHARED.is_dir():
+        sys.exit(f"--ray needs the real photos of {SHARED}")
+    sys.path.insert(0, str(ROOT))
+    from bench.zoo import ZOO
+
+    zoo = ZOO["mobilenet_v2"]
+    weights, arch = zoo.weights(), zoo.arch
+    flags = ["--input-size", "224", "224", "--preset", "imagenet"]
+    int8lab = [sys.executable, "-m", "int8lab"]
+    photos = real_photos()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        calibration = tmp / "calibration"
+        calibration.mkdir()
+        for photo in photos[:200]:
+            os.link(photo, calibration / photo.name)
+        quantized = tmp / "model_int8.tflite"
+        subprocess.run([*int8lab, "convert", weights, "--arch", arch, *flags, "--data", calibration, "-o", quantized,
+                        "-q"], check=True, stdout=subprocess.DEVNULL)
+        latency = subprocess.run([sys.executable, "-c", LATENCY, str(weights), arch, str(quantized)], check=True,
+                                 capture_output=True, text=True).stdout.split()
+        reference_ms, int8_ms = (float(v) for v in latency[-2:])
+        rows = []
+        for size in sizes:
+            data = photo_folder(tmp / f"data_{size}", photos, size)
+            runs = [("one process", [])] if size == min(sizes) else []
+            runs += [(f"Ray, {n} shard{'s' * (n > 1)}", ["--ray-address", "local", "--shards", str(n)]) for n in (1, 2)]
+            for name, extra in runs:
+                out = tmp / f"v_{size}_{len(rows)}"
+                with WorkerMemory() as memory:
+                    start = time.perf_counter()
+                    subprocess.run([*int8lab, "validate", quantized, "--reference", weights, "--arch", arch,
+                                    "--data", data, "-o", out, "-q", "--json", *extra], check=True,
+                                   stdout=subprocess.DEVNULL)
+                    seconds = time.perf_counter() - start
+                figures = json.loads((out / "validation.json").read_text())
+                rows.append((size, name, seconds, figures, max(memory.peaks.values(), default=None)))
+                print(rows[-1][:3], figures["top1_agreement"], rows[-1][4], flush=True)
+            shutil.rmtree(data)
+    print(f"\n`int8lab validate` of torchvision's MobileNetV2 int8 against its float .pth; the two models at one "
+          f"thread: PyTorch {reference_ms:.1f} ms + LiteRT int8 {int8_ms:.1f} ms = {reference_ms + int8_ms:.1f} ms "
+          f"an image")
+    print("| images | run | minutes | images/s | vs 1 shard | a worker's ms an image (vs the two models) | "
+          "top-1 agreement | worker peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, name, seconds, figures, peak in rows:
+        one = next(r for r in rows if r[0] == size and r[1] == "Ray, 1 shard")
+        workers = 2 if "2 shards" in name else 1
+        per_image = 1000 * seconds * workers / size
+        print(f"| {size:,} | {name} | {seconds / 60:.1f} | {size / seconds:.1f} | {one[2] / seconds:.2f}x | "
+              f"{per_image:.1f} ({per_image / (reference_ms + int8_ms):.2f}x) | {100 * figures['top1_agreement']:.2f}% | "
+              f"{'-' if peak is None else f'{peak:.0f}'} |")
+    if len(sizes) > 1:  # start-up (Ray, imports, the models) cancels out of the difference
+        small, large = min(sizes), max(sizes)
+        for name, workers in (("Ray, 1 shard", 1), ("Ray, 2 shards", 2)):
+            times = {r[0]: r[2] for r in rows if r[1] == name}
+            marginal = 1000 * workers * (times[large] - times[small]) / (large - small)
+            print(f"\n{name}: a worker's time per image from {small:,} to {large:,} images {marginal:.1f} ms "
+                  f"({marginal / (reference_ms + int8_ms):.2f}x the two models' {reference_ms + int8_ms:.1f} ms)")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="2000,20000")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=RAY_DOC)
+    parser.add_argument("--sizes", default=None, help="default 2000,20000 (--ray: 5000,50000)")
+    parser.add_argument("--ray", action="store_true", help="validate on Ray with real photos (see below)")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.ray:
+        ray_scaling([int(s) for s in (args.sizes or "5000,50000").split(",")])
+        return
+    sizes = [int(s) for s in (args.sizes or "2000,20000").split(",")]
     int8lab = [sys.executable, "-m", "int8lab"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
