@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from labelled_sets import NAMES, write_coco, write_voc, yolo_labels
+from labelled_sets import DATA, NAMES, write_coco, write_voc, yolo_labels
 
 from int8lab.data.annotations import CROWD, DIFFICULT, OBJECT, coco_category_order, dataset_names, ground_truth
 from int8lab.data.discovery import discover, has_split, plan_parts
@@ -58,3 +58,19 @@ def test_a_set_without_the_validation_split_is_divided_and_the_split_found_by_pr
     assert plan_parts(write_coco(tmp_path / "coco_test", split="test"), "auto", "test") is None
     with pytest.raises(DatasetError, match="no 'train' split"):
         discover(root, split="train")
+
+
+def test_a_set_with_yolo_txt_and_coco_json_is_read_as_discovery_found_it(tmp_path):
+    """Ultralytics' COCO holds both: without a data.yaml it is a COCO set (crowds and all); with
+    one, the YOLO layout it names."""
+    root = write_coco(tmp_path / "both", crowd_first=True)
+    (root / "labels").mkdir()
+    (root / "labels" / "test").symlink_to(DATA / "labels" / "test")
+    for with_yaml, layout in ((False, "coco"), (True, "yolo")):
+        if with_yaml:
+            (root / "data.yaml").write_text("path: .\ntest: images/test\nnames: " + str(NAMES) + "\n")
+        index = discover(root, split="test")
+        truth = ground_truth([str(f) for f in index.files], NAMES, index.dataset_type)
+        assert truth.layout == layout
+        first = index.files[0]
+        assert ((truth.of(first, upright_size(first))[2] == CROWD).sum() == 1) == (layout == "coco")

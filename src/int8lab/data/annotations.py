@@ -48,20 +48,25 @@ class GroundTruth:
         return self.table.get(str(Path(image).resolve()), _NONE)
 
 
-def ground_truth(files: list[str], names: list[str] | None) -> GroundTruth | None:
+def ground_truth(files: list[str], names: list[str] | None, dataset_type: str | None = None) -> GroundTruth | None:
     """The labels of ``files`` (a split's images), None when they have none. ``names``: the model's
-    class names, which COCO categories and VOC names are mapped to."""
+    class names, which COCO categories and VOC names are mapped to. ``dataset_type``: what
+    discovery found (a set may hold YOLO txt and COCO JSON alike, as Ultralytics' COCO does);
+    None looks at the files' places, VOC's, then YOLO's, then COCO's."""
     if not files:
         return None
+    if dataset_type not in ("voc", "detection", "coco"):
+        dataset_type = None  # a folder of images may still sit in a YOLO layout
     first = Path(files[0])
-    voc = _voc_root(first)
+    voc = _voc_root(first) if dataset_type in (None, "voc") else None
     if voc is not None:
         return GroundTruth("voc", _voc_table(voc, files, names))
-    coco = coco_json_for(first)
+    yolo = dataset_type in (None, "detection") and "images" in first.parts and yolo_label_file(first).parent.is_dir()
+    if yolo:
+        return GroundTruth("yolo")
+    coco = coco_json_for(first) if dataset_type in (None, "coco") else None
     if coco is not None:
         return GroundTruth("coco", _coco_table(coco, files, names))
-    if "images" in first.parts and yolo_label_file(first).parent.is_dir():
-        return GroundTruth("yolo")
     return None
 
 

@@ -329,7 +329,7 @@ def plan(index, quantized, spec, labels, sidecar, data_dir) -> dict:
         if source else quantized_layout.with_boxes("pixels")
     files = [str(f) for f in index.files]
     return {"files": files, "spec": spec.as_dict(), "quantized_layout": quantized_layout,
-            "reference_layout": reference_layout, "truth": ground_truth(files, names),
+            "reference_layout": reference_layout, "truth": ground_truth(files, names, index.dataset_type),
             "class_names": names}
 
 
