@@ -3,6 +3,7 @@ and `int8lab validate` on Ray with thousands of real photos.
 
     .venv/bin/python bench/bench_scale.py [--sizes 2000,20000]
     .venv/bin/python bench/bench_scale.py --ray [--sizes 5000,50000]     # needs ../shared
+    .venv/bin/python bench/bench_scale.py --ray --model yolov8n --sizes 1000,3000
 
 The model: examples/fashion/mobilenetv3.keras (48x48x3, [-1, 1]) and its int8 .tflite, built
 here. The images: hard links of the 500 held-out test images of examples/fashion/data, repeated
@@ -78,13 +79,15 @@ def peak_rss(command: list[str]) -> tuple[float, float]:
     return int(kilobytes) / 1024, float(seconds)
 
 
-RAY_DOC = """`--ray`: torchvision's MobileNetV2 (the zoo's weights, 224 x 224, ImageNet preprocessing)
-quantized by `int8lab convert` on 200 ImageNet-sample photos, then validated against its float
-`.pth` on N images: hard links of the 663 real photos of ../shared (ImageNet sample, coco128,
-OpenCV's), repeated. Each size runs in one process (no Ray; the smallest size only), and with
-`--ray-address local` on 1 and on 2 shards (one CPU each). A Ray worker's peak RSS is read from
-/proc while it runs. The two models' own latency at one thread (LiteRT and PyTorch, batch of one,
-median of 20) is measured in the same run: a worker's time per image is compared with it."""
+RAY_DOC = """`--ray`: a model quantized by `int8lab convert` on 200 ImageNet-sample photos, then validated
+against its float source on N images: hard links of the 663 real photos of ../shared (ImageNet
+sample, coco128, OpenCV's), repeated. `--model mobilenet_v2` (default): torchvision's MobileNetV2
+(the zoo's weights, 224 x 224) against its `.pth`; `--model yolov8n`: Ultralytics' COCO YOLOv8n
+(640 x 640, letterboxed) against its ONNX, scored against the float model's detections. Each size
+runs in one process (no Ray; the smallest size only), and with `--ray-address local` on 1 and on 2
+shards (one CPU each). A Ray worker's peak RSS is read from /proc while it runs. The two models'
+own latency at one thread (LiteRT and the reference, batch of one, median of 20) is measured in
+the same run: a worker's time per image is compared with it."""
 
 LATENCY = """
 import sys, time, numpy as np, torch
@@ -92,10 +95,10 @@ torch.set_num_threads(1)
 from pathlib import Path
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.runtime import LiteRTModel
-weights, arch, quantized = sys.argv[1:4]
-reference = load_model_source(Path(weights), ModelOptions(arch=arch, input_size=(224, 224)))
+weights, arch, quantized, size = sys.argv[1], sys.argv[2] or None, sys.argv[3], int(sys.argv[4])
+reference = load_model_source(Path(weights), ModelOptions(arch=arch, input_size=(size, size)))
 model = LiteRTModel(Path(quantized), 1)
-x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+x = np.random.default_rng(0).random((1, 3, size, size), np.float32)
 def median(m):
     m.predict(x)
     times = []
@@ -104,6 +107,21 @@ def median(m):
     return 1000 * float(np.median(times))
 print(median(reference), median(model))
 """
+
+
+def scale_models() -> dict:
+    """name -> (title, reference path, --arch or '', convert flags, input size, the figure to compare)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.zoo import ZOO
+
+    zoo = ZOO["mobilenet_v2"]
+    return {
+        "mobilenet_v2": ("torchvision's MobileNetV2 int8 against its float .pth", zoo.weights(), zoo.arch,
+                         ["--input-size", "224", "224", "--preset", "imagenet"], 224, "top1_agreement"),
+        "yolov8n": ("Ultralytics' COCO YOLOv8n int8 against its float ONNX", SHARED / "models" / "yolov8n-coco.onnx",
+                    "", ["--input-size", "640", "640", "--preset", "unit", "--resize", "letterbox"], 640,
+                    "map50_95_vs_reference"),
+    }
 
 
 def real_photos() -> list[Path]:
@@ -149,15 +167,11 @@ class WorkerMemory:
                 self.peaks[int(pid)] = max(self.peaks.get(int(pid), 0), kilobytes / 1024)
 
 
-def ray_scaling(sizes: list[int]) -> None:
+def ray_scaling(sizes: list[int], model: str) -> None:
     if not SHARED.is_dir():
         sys.exit(f"--ray needs the real photos of {SHARED}")
-    sys.path.insert(0, str(ROOT))
-    from bench.zoo import ZOO
-
-    zoo = ZOO["mobilenet_v2"]
-    weights, arch = zoo.weights(), zoo.arch
-    flags = ["--input-size", "224", "224", "--preset", "imagenet"]
+    title, reference, arch, flags, size_px, figure = scale_models()[model]
+    arch_flags = ["--arch", arch] if arch else []
     int8lab = [sys.executable, "-m", "int8lab"]
     photos = real_photos()
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,10 +181,10 @@ def ray_scaling(sizes: list[int]) -> None:
         for photo in photos[:200]:
             os.link(photo, calibration / photo.name)
         quantized = tmp / "model_int8.tflite"
-        subprocess.run([*int8lab, "convert", weights, "--arch", arch, *flags, "--data", calibration, "-o", quantized,
+        subprocess.run([*int8lab, "convert", reference, *arch_flags, *flags, "--data", calibration, "-o", quantized,
                         "-q"], check=True, stdout=subprocess.DEVNULL)
-        latency = subprocess.run([sys.executable, "-c", LATENCY, str(weights), arch, str(quantized)], check=True,
-                                 capture_output=True, text=True).stdout.split()
+        latency = subprocess.run([sys.executable, "-c", LATENCY, str(reference), arch, str(quantized), str(size_px)],
+                                 check=True, capture_output=True, text=True).stdout.split()
         reference_ms, int8_ms = (float(v) for v in latency[-2:])
         rows = []
         for size in sizes:
@@ -181,26 +195,26 @@ def ray_scaling(sizes: list[int]) -> None:
                 out = tmp / f"v_{size}_{len(rows)}"
                 with WorkerMemory() as memory:
                     start = time.perf_counter()
-                    subprocess.run([*int8lab, "validate", quantized, "--reference", weights, "--arch", arch,
+                    subprocess.run([*int8lab, "validate", quantized, "--reference", reference, *arch_flags,
                                     "--data", data, "-o", out, "-q", "--json", *extra], check=True,
                                    stdout=subprocess.DEVNULL)
                     seconds = time.perf_counter() - start
                 figures = json.loads((out / "validation.json").read_text())
                 rows.append((size, name, seconds, figures, max(memory.peaks.values(), default=None)))
-                print(rows[-1][:3], figures["top1_agreement"], rows[-1][4], flush=True)
+                print(rows[-1][:3], figures[figure], rows[-1][4], flush=True)
             shutil.rmtree(data)
-    print(f"\n`int8lab validate` of torchvision's MobileNetV2 int8 against its float .pth; the two models at one "
-          f"thread: PyTorch {reference_ms:.1f} ms + LiteRT int8 {int8_ms:.1f} ms = {reference_ms + int8_ms:.1f} ms "
-          f"an image")
-    print("| images | run | minutes | images/s | vs 1 shard | a worker's ms an image (vs the two models) | "
-          "top-1 agreement | worker peak RSS MB |")
+    both = reference_ms + int8_ms
+    print(f"\n`int8lab validate` of {title}; the two models at one thread: reference {reference_ms:.1f} ms + "
+          f"LiteRT int8 {int8_ms:.1f} ms = {both:.1f} ms an image")
+    print(f"| images | run | minutes | images/s | vs 1 shard | a worker's ms an image (vs the two models) | "
+          f"{figure} | worker peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for size, name, seconds, figures, peak in rows:
         one = next(r for r in rows if r[0] == size and r[1] == "Ray, 1 shard")
         workers = 2 if "2 shards" in name else 1
         per_image = 1000 * seconds * workers / size
         print(f"| {size:,} | {name} | {seconds / 60:.1f} | {size / seconds:.1f} | {one[2] / seconds:.2f}x | "
-              f"{per_image:.1f} ({per_image / (reference_ms + int8_ms):.2f}x) | {100 * figures['top1_agreement']:.2f}% | "
+              f"{per_image:.1f} ({per_image / both:.2f}x) | {figures[figure]:.6f} | "
               f"{'-' if peak is None else f'{peak:.0f}'} |")
     if len(sizes) > 1:  # start-up (Ray, imports, the models) cancels out of the difference
         small, large = min(sizes), max(sizes)
@@ -208,16 +222,17 @@ def ray_scaling(sizes: list[int]) -> None:
             times = {r[0]: r[2] for r in rows if r[1] == name}
             marginal = 1000 * workers * (times[large] - times[small]) / (large - small)
             print(f"\n{name}: a worker's time per image from {small:,} to {large:,} images {marginal:.1f} ms "
-                  f"({marginal / (reference_ms + int8_ms):.2f}x the two models' {reference_ms + int8_ms:.1f} ms)")
+                  f"({marginal / both:.2f}x the two models' {both:.1f} ms)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=RAY_DOC)
     parser.add_argument("--sizes", default=None, help="default 2000,20000 (--ray: 5000,50000)")
     parser.add_argument("--ray", action="store_true", help="validate on Ray with real photos (see below)")
+    parser.add_argument("--model", default="mobilenet_v2", choices=("mobilenet_v2", "yolov8n"), help="with --ray")
     args = parser.parse_args()
     if args.ray:
-        ray_scaling([int(s) for s in (args.sizes or "5000,50000").split(",")])
+        ray_scaling([int(s) for s in (args.sizes or "5000,50000").split(",")], args.model)
         return
     sizes = [int(s) for s in (args.sizes or "2000,20000").split(",")]
     int8lab = [sys.executable, "-m", "int8lab"]
