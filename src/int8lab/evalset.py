@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from int8lab.data.discovery import UNLABELLED
 from int8lab.data.generator import RepresentativeDataGenerator
-from int8lab.data.loader import SkippedSource
+from int8lab.data.loader import SkippedSource, chunked
 from int8lab.data.tensor_store import RowReader, store_samples
 from int8lab.errors import DatasetError, UsageError
 from int8lab.model.source import load_model_source
@@ -17,6 +18,20 @@ from int8lab.preprocess import PreprocessSpec
 from int8lab.progress import progress_enabled, track
 
 EVAL_BATCH = 64
+# A batch of images holds at most this much: 64 images of 224 x 224 x 3 float32 (38 MB), 13 of
+# 640 x 640 (a YOLO's input: 64 of them took 315 MB twice over, stacked, and 1 s an image set to stack).
+EVAL_BATCH_BYTES = 64 * 2**20
+
+
+def image_batches(samples):
+    """``(source index, tensor)`` samples in lists of EVAL_BATCH, fewer for large images (at most
+    EVAL_BATCH_BYTES of tensors): memory per batch bounded whatever the input size."""
+    samples = iter(samples)
+    first = next(samples, None)
+    if first is None:
+        return
+    size = max(1, min(EVAL_BATCH, EVAL_BATCH_BYTES // max(first[1].nbytes, 1)))
+    yield from chunked(itertools.chain([first], samples), size)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from int8lab.atomic import atomic_write
-from int8lab.data.loader import chunked
 from int8lab.evaluate import ClassificationAccumulator, agreement_from_sums, matrix_metrics
 from int8lab.report.plots import confusion_matrix_png
-from int8lab.evalset import EVAL_BATCH, Replay, class_labels, eval_batches, predict_batches
+from int8lab.evalset import Replay, class_labels, eval_batches, image_batches, predict_batches
 
 name = "classify"
 # The lab's columns (key, header), its headline metric (with labels, and without), and the metric
@@ -67,7 +66,7 @@ def accumulate(reference, quantized, generator, plan: dict) -> State:
     """Stream the generator's images through both models batch by batch (constant memory)."""
     class_names, label_of = plan["class_names"], plan["label_of"]
     state = State()
-    for chunk in chunked(generator.generate_samples(), EVAL_BATCH):
+    for chunk in image_batches(generator.generate_samples()):
         rows, batch = np.array([i for i, _ in chunk]), np.stack([t for _, t in chunk])
         reference_out, quantized_out = reference.predict(batch), quantized.predict(batch)
         if state.accumulator is None:

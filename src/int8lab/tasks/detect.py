@@ -16,13 +16,12 @@ import numpy as np
 
 from int8lab import imageops
 from int8lab.data.annotations import GroundTruth, dataset_names, ground_truth
-from int8lab.data.loader import chunked
 from int8lab.data.tensor_store import RowReader, row_writer
 from int8lab.errors import UsageError
 from int8lab.tasks import boxes as box_ops
 from int8lab.tasks.boxes import box_iou, to_original
 from int8lab.tasks.detection_metrics import DetectionAccumulator
-from int8lab.evalset import EVAL_BATCH, Replay, predict_batches
+from int8lab.evalset import Replay, image_batches, predict_batches
 
 CONFIDENCE = 0.25  # the operating point: detections an app would show
 MAP_CONFIDENCE = 0.001  # mAP integrates over all scores, as Ultralytics' val does
@@ -153,7 +152,7 @@ def evaluate_samples(reference, quantized, samples, files, spec: dict, reference
     classes = quantized_layout.num_classes
     state = State({"reference": DetectionAccumulator(classes), "quantized": DetectionAccumulator(classes)}
                   if truth is not None else None, DetectionAccumulator(classes), Pairing())
-    for chunk in chunked(samples, EVAL_BATCH):
+    for chunk in image_batches(samples):
         batch = np.stack([tensor for _, tensor in chunk])
         outputs = reference.predict(batch), quantized.predict(batch)
         for k, (index, _) in enumerate(chunk):
