@@ -90,6 +90,8 @@ own latency at one thread (LiteRT and the reference, batch of one, median of 20)
 the same run: a worker's time per image is compared with it."""
 
 LATENCY = """
+import os
+os.environ["OMP_NUM_THREADS"] = "1"  # ONNX Runtime's session takes it, as in a Ray worker
 import sys, time, numpy as np, torch
 torch.set_num_threads(1)
 from pathlib import Path
