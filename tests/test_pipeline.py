@@ -227,7 +227,8 @@ def test_plain_folder_is_divided_into_calibration_and_held_out(tmp_path, fashion
     for photo in sorted((fashion_dir / "test").glob("*/*.png"))[:40]:
         shutil.copy(photo, plain / f"{photo.parent.name}_{photo.name}")
     summary = quantize_job(fashion_model, plain, tmp_path / "out", fashion_opts)
-    assert summary["data_parts"] == {"calibration_images": 20, "held_out_images": 20, "how": "seeded"}
+    assert summary["data_parts"] == {"calibration_images": 20, "held_out_images": 20, "how": "seeded",
+                                     "why": "has no split folders"}
     calibration = summary["conversion"]["calibration"]
     assert calibration["split"] == "@calibration" and calibration["count"] == 20
     assert summary["validation"]["split"] == "@held-out" and summary["validation"]["num_images"] == 20

@@ -265,7 +265,7 @@ def evaluate(reference, quantized, samples, files, spec: dict, reference_layout:
              quantized_layout: DetectionLayout, truth: GroundTruth | None) -> dict:
     """One streaming pass, scored (the lab and the benchmark call this on their own samples)."""
     state = evaluate_samples(reference, quantized, samples, files, spec, reference_layout, quantized_layout,
-                             labelled)
+                             truth)
     return results_of(state, reference_layout, quantized_layout)
 
 
