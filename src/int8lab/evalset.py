@@ -19,19 +19,28 @@ from int8lab.progress import progress_enabled, track
 
 EVAL_BATCH = 64
 # A batch of images holds at most this much: 64 images of 224 x 224 x 3 float32 (38 MB), 13 of
-# 640 x 640 (a YOLO's input: 64 of them took 315 MB twice over, stacked, and 1 s an image set to stack).
+# 640 x 640 (a YOLO's input: 64 of them took 315 MB twice over, stacked, and 1 s a set to stack).
 EVAL_BATCH_BYTES = 64 * 2**20
 
 
+def batch_size(image_bytes: int) -> int:
+    """Images a batch takes: EVAL_BATCH, fewer for large images (at most EVAL_BATCH_BYTES of
+    tensors), so memory per batch is bounded whatever the input size."""
+    return max(1, min(EVAL_BATCH, EVAL_BATCH_BYTES // max(int(image_bytes), 1)))
+
+
+def _rows_per_batch(tensors) -> int:
+    """``batch_size`` for the rows of an array or a RowReader."""
+    return batch_size(int(np.prod(tensors.shape[1:], dtype=np.int64)) * np.dtype(tensors.dtype).itemsize)
+
+
 def image_batches(samples):
-    """``(source index, tensor)`` samples in lists of EVAL_BATCH, fewer for large images (at most
-    EVAL_BATCH_BYTES of tensors): memory per batch bounded whatever the input size."""
+    """``(source index, tensor)`` samples in lists of ``batch_size`` (from the first tensor)."""
     samples = iter(samples)
     first = next(samples, None)
     if first is None:
         return
-    size = max(1, min(EVAL_BATCH, EVAL_BATCH_BYTES // max(first[1].nbytes, 1)))
-    yield from chunked(itertools.chain([first], samples), size)
+    yield from chunked(itertools.chain([first], samples), batch_size(first[1].nbytes))
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,10 @@ def load_reference(path: str | Path):
 
 def predict_batches(model, tensors, description: str = "", progress: bool | None = False):
     """``model``'s outputs for ``tensors`` (an array or a RowReader), one batch at a time."""
-    batches = range(0, len(tensors), EVAL_BATCH)
+    size = _rows_per_batch(tensors)
+    batches = range(0, len(tensors), size)
     for start in track(batches, len(batches), description, progress_enabled(progress)):
-        yield model.predict(tensors[start:start + EVAL_BATCH])
+        yield model.predict(tensors[start:start + size])
 
 
 class Replay:
@@ -108,7 +118,8 @@ def eval_batches(eval_set: EvalSet, reference, model):
     """``(labels or None, reference outputs, model outputs)`` for each batch of ``eval_set``:
     one batch in memory at a time."""
     tensors = eval_set.tensors
-    for start in range(0, len(tensors), EVAL_BATCH):
-        batch = tensors[start:start + EVAL_BATCH]
-        labels = None if eval_set.labels is None else eval_set.labels[start:start + EVAL_BATCH]
+    size = _rows_per_batch(tensors)
+    for start in range(0, len(tensors), size):
+        batch = tensors[start:start + size]
+        labels = None if eval_set.labels is None else eval_set.labels[start:start + size]
         yield labels, reference.predict(batch), model.predict(batch)
