@@ -90,3 +90,41 @@ def test_int8_from_pt2_is_fully_integer(torch_pt2, fashion_dir):
 def test_modes_without_an_aeq_recipe_are_refused(torch_options):
     with pytest.raises(UsageError, match="not available"):
         convert(load_model_source(TORCH_MODEL, torch_options), "fp16")
+
+
+def test_the_reference_runs_folded_and_nhwc_with_the_module_s_own_outputs(torch_options, torch_module, batch):
+    source = load_model_source(TORCH_MODEL, torch_options)
+    scores = source.predict(batch)
+    module, layout = source._runner
+    assert layout == torch.channels_last and module is not source.module
+    with torch.no_grad():
+        expected = source.module(torch.from_numpy(batch)).numpy()
+    assert np.abs(scores - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+
+
+def test_a_module_that_needs_nchw_strides_runs_as_it_is(tmp_path, batch):
+    """``x.view`` after a convolution fails on NHWC memory: the reference keeps the module as given."""
+    factory = tmp_path / "viewing.py"
+    factory.write_text("import torch\n"
+                       "class Net(torch.nn.Module):\n"
+                       "    def __init__(self):\n"
+                       "        super().__init__()\n"
+                       "        self.conv, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 26 * 26, 10)\n"
+                       "    def forward(self, x):\n"
+                       "        y = self.conv(x)\n"
+                       "        return self.fc(y.view(y.shape[0], -1))\n"
+                       "def net():\n    return Net()\n")
+    weights = tmp_path / "viewing.pth"
+    torch.manual_seed(0)
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("viewing", factory)
+    viewing = module_from_spec(spec)
+    spec.loader.exec_module(viewing)
+    model = viewing.net().eval()
+    torch.save(model.state_dict(), weights)
+    source = load_model_source(weights, ModelOptions(arch=f"{factory}:net", input_size=(28, 28)))
+    scores = source.predict(batch)
+    assert source._runner == (source.module, torch.contiguous_format)
+    with torch.no_grad():
+        assert np.allclose(scores, model(torch.from_numpy(batch)).numpy(), atol=1e-6)
