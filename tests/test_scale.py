@@ -124,3 +124,11 @@ def test_a_validation_worker_killed_mid_run_costs_no_result(tmp_path, fashion_mo
     for key in ("num_images", "top1_agreement", "accuracy_quantized"):
         assert sharded[key] == pytest.approx(one_pass[key], rel=1e-12), key
     assert sharded["quantized"]["confusion_matrix"] == one_pass["quantized"]["confusion_matrix"]
+
+
+def test_a_ray_task_decodes_on_the_cpus_it_was_granted():
+    """One CPU granted: images decode in line with inference, not on threads that take a CPU
+    the task does not hold (the one beside it, or an idle one a lone task borrows)."""
+    from int8lab.scale import ray_map, task_cpus
+
+    assert list(ray_map(lambda item, shared: task_cpus(), [0], (), "local")) == [1]

@@ -67,5 +67,14 @@ def validate_shard(shard: int, shared: tuple):
 
     name, quantized, reference, options, data_dir, dataset_type, split, spec, plan, parts = shared
     generator = RepresentativeDataGenerator(data_dir, dataset_type, num_samples=None, split=split, spec=spec,
-                                            progress=False, shard=(shard, parts))
+                                            progress=False, shard=(shard, parts), workers=task_cpus())
     return get_task(name).accumulate(load_model_source(reference, options), LiteRTModel(quantized), generator, plan)
+
+
+def task_cpus() -> int:
+    """The CPUs Ray granted the running task. Its images decode on that many threads (one: in
+    line with inference), as its models run: decoding on threads of its own took the CPU of the
+    task beside it, and a lone task borrowed an idle core its grant did not hold."""
+    import ray
+
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
