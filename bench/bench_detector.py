@@ -39,6 +39,7 @@ import yaml
 from anchors import OrtModel, decode_tail, ort_static_int8, with_node_names
 
 from int8lab.config import DataOptions
+from int8lab.errors import Int8labError
 from int8lab.model.source import ModelOptions, load_model_source
 from int8lab.pipeline import convert_job, validate_job
 from int8lab.runtime import LiteRTModel
@@ -144,9 +145,14 @@ def run(args, out: Path) -> None:
                  replace(integer, head_precision="int8")),
                 ("plain min/max int8 (--target integer --keep-box-units --head-precision int8)",
                  replace(integer, normalise_boxes=False, head_precision="int8")))
+    refused = []  # (variant, why): a plan a model cannot have (no integer kernel for an op, say)
     for name, variant in variants:
         path = out / f"{len(rows)}.tflite"
-        converted = convert_job(source, args.data, path, variant)  # each target's own plan
+        try:
+            converted = convert_job(source, args.data, path, variant)  # each target's own plan
+        except Int8labError as exc:
+            refused.append((name, str(exc)))
+            continue
         results = validate_job(path, source, args.data, spec, "test", out / f"{len(rows)}")
         on_photos = validate_job(path, source, args.photos, spec, "test", out / f"{len(rows)}p") if photos else None
         rows.append((name, results, LiteRTModel(path, args.threads), converted.info.float_op_summary() or "none",
@@ -168,8 +174,9 @@ def run(args, out: Path) -> None:
         rows.append((f"ONNX Runtime quantize_static ({method}{images}, QDQ, per-channel{floats})", results,
                      ort, f"{len(exclude)} nodes" if exclude else "QDQ", on_photos))
     sample = held_out[0].first_batch()
-    litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:len(variants)]], sample)
-    ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[len(variants):]], sample)
+    made = len(variants) - len(refused)
+    litert = median_latency([LiteRTModel(float_model, args.threads)] + [r[2] for r in rows[:made]], sample)
+    ort = median_latency([OrtModel(args.model)] + [r[2] for r in rows[made:]], sample)
     float_size = float_model.stat().st_size
     reference = rows[0][1]
     print(f"{args.model.name}: {reference['num_images']} held-out images, float mAP50-95 (labels) "
@@ -190,6 +197,8 @@ def run(args, out: Path) -> None:
               f"| {r['map50']:.4f} | {kept} | {r['map50_95_vs_reference']:.4f} | {wide}{integer} "
               f"| {model.size_bytes / 1024:.0f} ({100 * model.size_bytes / float_size:.0f}% of fp32 .tflite) "
               f"| {ms:.2f} ({base / ms:.2f}x) |")
+    for name, why in refused:
+        print(f"\n{name}: refused, as int8lab refuses it: {why}")
 
 
 def evaluation(opts, spec, data: Path):

@@ -56,3 +56,41 @@ def test_the_head_precision_pass_runs_on_its_own(example_float_tflite):
     chosen = next(c for c in notes["candidates"] if c["name"] == notes["chosen"])
     assert chosen["score"] == max(c["score"] for c in notes["candidates"])
     assert list(calibrated.kept_float) == notes["float_tensors"] and np.isfinite(chosen["latency_ms"])
+
+
+def _anchor_head_tflite(classes: int = 2, anchors: int = 3) -> bytes:
+    """A Darknet / YOLOv5-style head in float .tflite: two scales, each one convolution writing
+    ``anchors`` x (box 4, objectness 1, classes) logits, decoded to sigmoid(objectness) x
+    sigmoid(class) scores beside the boxes."""
+    import numpy as np
+    import tensorflow as tf
+
+    group, rng = 5 + classes, np.random.default_rng(0)
+    weight = lambda *shape: tf.constant(rng.normal(0, 0.3, shape), tf.float32)  # noqa: E731
+    body_w, head_w = weight(3, 3, 3, 8), [weight(1, 1, 8, anchors * group) for _ in range(2)]
+    head_b = [weight(anchors * group) for _ in range(2)]
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 32, 32, 3), tf.float32)])
+    def detector(x):
+        body = tf.nn.relu(tf.nn.conv2d(x, body_w, 2, "SAME"))
+        rows = []
+        for k, feature in enumerate((body, tf.nn.max_pool2d(body, 2, 2, "VALID"))):
+            raw = tf.reshape(tf.nn.conv2d(feature, head_w[k], 1, "VALID") + head_b[k], (1, -1, group))
+            rows.append(tf.concat([raw[..., :4], tf.sigmoid(raw[..., 4:5]) * tf.sigmoid(raw[..., 5:])], -1))
+        return tf.concat(rows, 1)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([detector.get_concrete_function()], detector).convert()
+
+
+def test_an_anchor_based_head_s_objectness_logits_are_found():
+    """Every fifth channel of each 5 + classes group is an anchor's objectness logit: what
+    int8lab re-centres for a YOLOv3/v5 head, whose class logits share the convolution."""
+    from int8lab.model.detector_head import class_convolutions, objectness_channels
+
+    content = _anchor_head_tflite()
+    plan = head_plan(content)
+    assert len(plan.output_convolutions) == 2
+    assert class_convolutions(content, plan, 2) == set()
+    layers, channels, group = objectness_channels(content, plan, 2)
+    assert layers == set(plan.output_convolutions) and (channels, group) == (21, 7)
+    assert objectness_channels(content, plan, 3) is None  # 21 channels are no groups of 8

@@ -104,7 +104,7 @@ class Calibrated:
 
         self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
         self.kept_float: tuple[str, ...] = ()  # tensors every quantization leaves in float
-        self._bias_shift = None  # (layers, delta): a detector's class logits re-centred
+        self._bias_shift = None  # (layers, delta per channel or for all): a detector's scores re-centred
         self.notes = ranges.RangeNotes()
         float_content, rewritten = quantizable_ops(float_content)
         self.notes.rewritten_ops = rewritten or None
@@ -250,9 +250,10 @@ class Calibrated:
                                    "int8_output_step": step,
                                    "margin": ranges.OUTPUT_MARGIN, **risk}
 
-    def shift_class_logits(self, shift: tuple[set[str], float] | None) -> None:
-        """Add ``delta`` to the biases of the layers writing ``layers`` in every later quantization
-        (``shift`` = (layers, delta); None takes it back): a detector's class logits re-centred."""
+    def shift_class_logits(self, shift: tuple[set[str], object] | None) -> None:
+        """Add ``delta`` (a number, or one per channel) to the biases of the layers writing ``layers``
+        in every later quantization (``shift`` = (layers, delta); None takes it back): a detector's
+        class or objectness logits re-centred."""
         self._bias_shift = shift
 
     def quantize(self, float_tensors=()) -> bytes:

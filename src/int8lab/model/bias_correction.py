@@ -105,8 +105,9 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), corrected
 
 
-def shift_biases(content: bytes, outputs: set[str], delta: float) -> bytes:
-    """The model with ``delta`` added to the bias of each layer writing one of ``outputs``."""
+def shift_biases(content: bytes, outputs: set[str], delta) -> bytes:
+    """The model with ``delta`` (a number, or one per output channel) added to the bias of each
+    layer writing one of ``outputs``."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     tfl, model, graph, layers = _layers(content)

@@ -243,8 +243,9 @@ def correction_lines(c: dict) -> list[str]:
         shift = head.get("class_logit_shift")
         if shift and "delta" in shift:
             verdict = "kept" if shift["kept"] else "not kept"
-            lines.append(f"class logits re-centred by {shift['delta']:+.3f} ({verdict}): the mean gap between float and "
-                         f"int8 logits over {shift['confident_scores']} confident class scores of the calibration "
+            logits = shift.get("logits", "class")
+            lines.append(f"{logits} logits re-centred by {shift['delta']:+.3f} ({verdict}): the mean gap between float "
+                         f"and int8 score logits over {shift['confident_scores']} confident class scores of the calibration "
                          f"images; float detections kept there {_pct(shift['detections_kept_before'])} -> "
                          f"{_pct(shift['detections_kept_after'])}")
         elif shift:
