@@ -39,7 +39,7 @@ from int8lab.model.convert import CALIBRATED_MODES, FULLY_INTEGER_MODES, INT8_AC
 from int8lab.model.source import sha256_of
 from int8lab.model.metadata import writer_missing
 from int8lab.model.targets import AUTO, check_mediapipe_detector, for_target, mode_for_target, other_plan
-from int8lab.model.tflite_info import TFLiteInfo, inspect_tflite
+from int8lab.model.tflite_info import TFLiteInfo, float_op_parts, inspect_tflite
 from int8lab.preprocess import PreprocessSpec
 from int8lab.examples import report_examples
 from int8lab.report.html import write_html_report
@@ -113,7 +113,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AU
     for kept in ("float_logits", "float_for_xnnpack"):
         planned |= set((range_notes.get(kept) or {}).get("tensors") or ())
     planned |= set((range_notes.get("int8_kernels") or {}).get("beside_float") or ())
-    unplanned = [op for op in info.float_ops if op.split(" (", 1)[1][:-1] not in planned]
+    unplanned = [op for op in info.float_ops if float_op_parts(op)[1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         named = "; ".join(_in_model_terms(op, converted_source) for op in unplanned)
         if opts.integer_only or opts.head_precision == "int8":
@@ -145,8 +145,8 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AU
 
 def _in_model_terms(float_op: str, source) -> str:
     """"KIND (tensor)" as the model's author knows it: the ONNX node that wrote it, where known."""
-    kind, tensor = float_op.split(" (", 1)
-    origin = getattr(source, "tensor_origin", lambda _: None)(tensor[:-1])
+    kind, tensor = float_op_parts(float_op)
+    origin = getattr(source, "tensor_origin", lambda _: None)(tensor)
     return f"{kind} from ONNX {origin}" if origin else float_op
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,12 +115,15 @@ class Delegation:
 
     def _fallback_kinds(self) -> str:
         """"QUANTIZE x1, SOFTMAX x1": the ops on the built-in kernels counted by kind."""
-        ops = Counter(entry.split(" ", 1)[0] for entry in self.fallback)
-        return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        from int8lab.model.tflite_info import float_op_summary
+
+        return float_op_summary(self.fallback)
 
     def fallback_ops(self) -> list[tuple[str, str]]:
         """(op kind, tensor it writes) of each op on the built-in kernels."""
-        return [(entry.split(" ", 1)[0], entry.split(" (", 1)[1][:-1]) for entry in self.fallback]
+        from int8lab.model.tflite_info import float_op_parts
+
+        return [float_op_parts(entry) for entry in self.fallback]
 
     def as_dict(self) -> dict:
         return {"partitions": self.partitions, "delegated": self.delegated, "fallback": list(self.fallback)}

@@ -96,9 +96,9 @@ def logits_chain(content: bytes) -> list[tuple[str, str]] | None:
 
 def float_outputs(content: bytes) -> list[str]:
     """The tensors float kernels write (the model's own names), for the sidecar's plan."""
-    from int8lab.model.tflite_info import inspect_tflite
+    from int8lab.model.tflite_info import float_op_parts, inspect_tflite
 
-    return [op.split(" (", 1)[1][:-1] for op in inspect_tflite(content).float_ops]
+    return [float_op_parts(op)[1] for op in inspect_tflite(content).float_ops]
 
 
 def int8_weights(content: bytes, tensors: list[str]) -> bytes:

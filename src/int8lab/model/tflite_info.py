@@ -48,9 +48,15 @@ class TFLiteInfo:
         return data
 
 
+def float_op_parts(entry: str) -> tuple[str, str]:
+    """(op kind, the float tensor it writes) of a ``float_ops`` entry, "KIND (tensor)"."""
+    kind, tensor = entry.split(" (", 1)
+    return kind, tensor[:-1]
+
+
 def float_op_summary(float_ops: list[str]) -> str:
     """``CONV_2D x5, SOFTMAX x1``: which kernels still run in float (``float_ops`` as TFLiteInfo has them)."""
-    counts = Counter(entry.split(" ", 1)[0] for entry in float_ops)
+    counts = Counter(float_op_parts(entry)[0] for entry in float_ops)
     return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
 
 
