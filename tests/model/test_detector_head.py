@@ -94,3 +94,43 @@ def test_an_anchor_based_head_s_objectness_logits_are_found():
     layers, channels, group = objectness_channels(content, plan, 2)
     assert layers == set(plan.output_convolutions) and (channels, group) == (21, 7)
     assert objectness_channels(content, plan, 3) is None  # 21 channels are no groups of 8
+
+
+def test_a_contrastive_head_s_class_logit_bias_is_found(tmp_path):
+    """YOLO-World's class logits come from no convolution of their own: normalised embeddings
+    times the text embeddings, times a scale, plus a bias. That ADD is what int8lab re-centres."""
+    import litert_torch
+    import numpy as np
+    import torch
+
+    from int8lab.model.bias_correction import shift_biases
+    from int8lab.model.detector_head import class_convolutions, class_logit_adds
+    from int8lab.runtime import LiteRTModel
+
+    class Contrastive(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.box, self.embed = (torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Conv2d(8, 4, 1),
+                                               torch.nn.Conv2d(8, 6, 1))
+            self.register_buffer("text", torch.randn(3, 6))
+
+        def forward(self, x):
+            body = torch.relu(self.body(x))
+            embeddings = torch.nn.functional.normalize(self.embed(body), dim=1).flatten(2)  # [1, 6, anchors]
+            logits = torch.matmul(self.text, embeddings) * 20.0 + (-5.0)  # [1, classes, anchors]
+            return torch.cat([self.box(body).flatten(2), logits.sigmoid()], 1)
+
+    torch.manual_seed(0)
+    target = tmp_path / "contrastive.tflite"
+    litert_torch.convert(Contrastive().eval(), (torch.zeros(1, 3, 16, 16),)).export(str(target))
+    content = target.read_bytes()
+    plan = head_plan(content)
+    assert class_convolutions(content, plan, 3) == set()
+    adds = class_logit_adds(content, plan, 3)
+    assert len(adds) == 1
+    x = np.random.default_rng(0).random((1, 3, 16, 16), np.float32)
+    before, after = (LiteRTModel(c).predict(x)[:, 4:] for c in (content, shift_biases(content, adds, 0.5)))
+    unsaturated = (before > 1e-6) & (before < 1 - 1e-3) & (after < 1 - 1e-3)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert unsaturated.sum() > 30
+    assert np.allclose(logit(after[unsaturated]) - logit(before[unsaturated]), 0.5, atol=1e-2)

@@ -107,15 +107,20 @@ def correct_biases(float_content: bytes, quantized_content: bytes, means: dict[s
 
 def shift_biases(content: bytes, outputs: set[str], delta) -> bytes:
     """The model with ``delta`` (a number, or one per output channel) added to the bias of each
-    layer writing one of ``outputs``."""
+    layer writing one of ``outputs``, or to the constant operand of an ADD writing one."""
     from tensorflow.lite.tools import flatbuffer_utils
+
+    from int8lab.model.ranges import _op_name
 
     tfl, model, graph, layers = _layers(content)
     users = _buffer_users(graph)
-    for _, op in layers:
-        if tfl.get_tensor_name(graph.tensors[op.outputs[0]]) in outputs:
-            bias_tensor = graph.tensors[op.inputs[2]]
-            _write_bias(model, bias_tensor, users, tfl.get_tensor_data(bias_tensor, model.buffers) + delta)
+    biases = [graph.tensors[op.inputs[2]] for _, op in layers
+              if tfl.get_tensor_name(graph.tensors[op.outputs[0]]) in outputs]
+    biases += [graph.tensors[constant] for op in graph.operators
+               if _op_name(model, op) == "ADD" and tfl.get_tensor_name(graph.tensors[op.outputs[0]]) in outputs
+               for constant in op.inputs if tfl.get_tensor_data(graph.tensors[constant], model.buffers) is not None]
+    for bias_tensor in biases:
+        _write_bias(model, bias_tensor, users, tfl.get_tensor_data(bias_tensor, model.buffers) + delta)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

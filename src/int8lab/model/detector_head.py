@@ -136,6 +136,27 @@ def class_branch(content: bytes, plan: HeadPlan, num_classes: int) -> set[str]:
     return {tfl.get_tensor_name(graph.tensors[t]) for t in ancestors(classes) - ancestors(boxes)}
 
 
+def class_logit_adds(content: bytes, plan: HeadPlan, num_classes: int) -> set[str]:
+    """Where a head without class convolutions gives its class logits their bias: the decode
+    tail's ADDs of a constant (one number, or one per class) to a tensor with ``num_classes`` along
+    an axis. YOLO-World's contrastive head: the L2-normalised embeddings times the text
+    embeddings (BATCH_MATMUL), times a scale, plus a bias (-12.9)."""
+    from int8lab.model.ranges import _graph, _op_name
+
+    tfl, model, graph = _graph(content)
+    decode = set(plan.decode)
+    adds = set()
+    for op in graph.operators:
+        written = graph.tensors[op.outputs[0]]
+        if _op_name(model, op) != "ADD" or tfl.get_tensor_name(written) not in decode:
+            continue
+        constants = [tfl.get_tensor_data(graph.tensors[t], model.buffers) for t in op.inputs]
+        constants = [c for c in constants if c is not None]
+        if len(constants) == 1 and constants[0].size in (1, num_classes) and num_classes in list(written.shape):
+            adds.add(tfl.get_tensor_name(written))
+    return adds
+
+
 def objectness_channels(content: bytes, plan: HeadPlan, num_classes: int) -> tuple[set[str], int, int] | None:
     """An anchor-based head's output convolutions (YOLOv3/v4/v5/v7, Darknet): each writes, per
     anchor, box (4), objectness (1) and class (``num_classes``) logits in one map. -> (their names,
@@ -198,13 +219,16 @@ def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.nda
     """Add to the float class convolutions' biases the mean gap between float and int8 class
     logits where the float model is confident (CONFIDENT), measured on ``calibrated``'s images
     (``quantized``: the chosen candidate's outputs on them); kept when those images keep at least
-    as many of the float detections with it. An anchor-based head (``objectness_channels``) has
+    as many of the float detections with it. A head whose class logits come from no convolution
+    of their own (YOLO-World's) has the constant its class logits are added moved
+    (``class_logit_adds``). An anchor-based head (``objectness_channels``) has
     its objectness logits moved instead: they scale every class of an anchor, as the lost
     evidence does (YOLOv3-tiny: a gap of 0.034, 93.0% -> 94.1% of the float detections kept on
     463 photos, mAP50-95 against float unchanged)."""
     from int8lab.runtime import LiteRTModel
 
-    layers = class_convolutions(calibrated.content, plan, head_score.num_classes)
+    layers = (class_convolutions(calibrated.content, plan, head_score.num_classes)
+              or class_logit_adds(calibrated.content, plan, head_score.num_classes))
     anchors = None if layers else objectness_channels(calibrated.content, plan, head_score.num_classes)
     if anchors is not None:
         layers = anchors[0]
