@@ -247,7 +247,7 @@ def correction_lines(c: dict) -> list[str]:
             lines.append(f"{logits} logits re-centred by {shift['delta']:+.3f} ({verdict}): the mean gap between float "
                          f"and int8 score logits over {shift['confident_scores']} confident class scores of the calibration "
                          f"images; float detections kept there {_pct(shift['detections_kept_before'])} -> "
-                         f"{_pct(shift['detections_kept_after'])}")
+                         f"{_pct(shift['detections_kept_after'])}" + _misses_and_extras(shift))
         elif shift:
             lines.append(f"class logits not re-centred: {shift['reason']}")
         if head.get("class_branch_widened"):
@@ -255,6 +255,15 @@ def correction_lines(c: dict) -> list[str]:
                          f"logits widened x{head['class_branch_margin']:g}, so detections brighter than any calibration "
                          f"image gave are not clipped below the confidence threshold")
     return lines
+
+
+def _misses_and_extras(shift: dict) -> str:
+    """What re-centring is judged by: float detections missed against int8 detections added."""
+    if "missed_and_extra_before" not in shift:
+        return ""
+    (missed, extra), (missed_after, extra_after) = shift["missed_and_extra_before"], shift["missed_and_extra_after"]
+    return (f"; float detections missed / int8 detections added {missed} / {extra} -> {missed_after} / "
+            f"{extra_after} (kept where the two come no further apart: the shift corrects a bias)")
 
 
 def recovery_section(r: dict, summary: dict) -> list[str]:

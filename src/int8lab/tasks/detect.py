@@ -224,12 +224,15 @@ class HeadScore:
         """The ``output_error_measure``: lower is closer."""
         return 1.0 - self(reference, quantized)
 
-    def kept(self, reference: np.ndarray, quantized: np.ndarray) -> float:
-        """The share of the reference's detections at the operating point that ``quantized`` keeps."""
+    def operating_point(self, reference: np.ndarray, quantized: np.ndarray) -> dict:
+        """``quantized``'s detections at the operating point against the reference's: the share
+        of the reference's it keeps, and how many it misses and adds. The share kept alone rewards
+        any shift of the scores upwards (extra detections cost it nothing); misses + extras do not."""
         pairing = Pairing()
         for ref, quant in zip(reference, quantized):
             pairing.update(decode(ref, self.layout), decode(quant, self.layout))
-        return pairing.result(len(reference))["detections_kept"] or 0.0
+        return {"kept": pairing.kept / pairing.reference if pairing.reference else 0.0,
+                "missed": pairing.reference - pairing.kept, "extra": pairing.quantized - pairing.kept}
 
 
 def head_scorer(task: dict) -> HeadScore | None:
