@@ -218,17 +218,18 @@ def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.nda
                           quantized: np.ndarray) -> dict | None:
     """Add to the float class convolutions' biases the mean gap between float and int8 class
     logits where the float model is confident (CONFIDENT), measured on ``calibrated``'s images
-    (``quantized``: the chosen candidate's outputs on them); kept when the int8 model then finds
-    as many detections at the operating point as the float one, or closer (added less missed:
-    the shift corrects a bias, so it is judged by one; the share of float detections kept alone
-    would take any upward shift, since what it adds costs that share nothing). A head whose class logits come from no convolution
-    of their own (YOLO-World's) has the constant its class logits are added moved
-    (``class_logit_adds``). An anchor-based head (``objectness_channels``) has
-    its objectness logits moved instead: they scale every class of an anchor, as the lost
-    evidence does (YOLOv3-tiny: a gap of +0.034, measured and not kept: its int8 model already
-    finds more detections than float, 139 against 138 on the calibration images, and the shift
-    takes it to 142; on 463 photos it would keep 94.1% of the float detections instead of 93.0%,
-    with 103 added instead of 84)."""
+    (``quantized``: the chosen candidate's outputs on them). Kept when the int8 model then finds
+    as many detections at the operating point as the float one, or comes closer (added less
+    missed): the shift corrects a bias, so it is judged by one; the share of float detections
+    kept would take any upward shift, since what int8 adds costs that share nothing.
+
+    A head whose class logits come from no convolution of their own (YOLO-World's) has the
+    constant added to them moved (``class_logit_adds``). An anchor-based head
+    (``objectness_channels``) has its objectness logits moved: they scale every class of an
+    anchor. YOLOv3-tiny's gap, +0.034, is measured and not kept: its int8 model already finds
+    more detections than float (139 against 138 on the calibration images; 142 with the shift).
+    On 463 photos the shift would keep 94.1% of the float detections instead of 93.0%, with 103
+    detections added instead of 84."""
     from int8lab.runtime import LiteRTModel
 
     layers = (class_convolutions(calibrated.content, plan, head_score.num_classes)
