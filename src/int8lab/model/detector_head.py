@@ -221,7 +221,8 @@ def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.nda
     (``quantized``: the chosen candidate's outputs on them). Kept when the int8 model then finds
     as many detections at the operating point as the float one, or comes closer (added less
     missed): the shift corrects a bias, so it is judged by one; the share of float detections
-    kept would take any upward shift, since what int8 adds costs that share nothing.
+    kept would take any upward shift, since what int8 adds costs that share nothing. A shift
+    that carries the count past float's, further than it was, is tried again at half.
 
     A head whose class logits come from no convolution of their own (YOLO-World's) has the
     constant added to them moved (``class_logit_adds``). An anchor-based head
@@ -246,16 +247,26 @@ def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.nda
         return {"kept": False, "reason": f"{len(float_scores)} confident class scores on the calibration "
                                          f"images, fewer than {MIN_CONFIDENT}"}
     delta = float(np.mean(_logit(float_scores) - _logit(int8_scores)))
-    if anchors is not None:
-        _, channels, group = anchors
-        delta_per_channel = np.zeros(channels, np.float32)
-        delta_per_channel[4::group] = delta
-        calibrated.shift_class_logits((layers, delta_per_channel))
-    else:
-        calibrated.shift_class_logits((layers, delta))
+
+    def shifted(step: float) -> dict:
+        if anchors is not None:
+            _, channels, group = anchors
+            per_channel = np.zeros(channels, np.float32)
+            per_channel[4::group] = step
+            calibrated.shift_class_logits((layers, per_channel))
+        else:
+            calibrated.shift_class_logits((layers, step))
+        return head_score.operating_point(reference, LiteRTModel(calibrated.quantize()).predict(images))
+
+    def surplus(point: dict) -> int:  # int8 detections at the operating point less float's
+        return point["extra"] - point["missed"]
+
     before = head_score.operating_point(reference, quantized)
-    after = head_score.operating_point(reference, LiteRTModel(calibrated.quantize()).predict(images))
-    kept = abs(after["extra"] - after["missed"]) <= abs(before["extra"] - before["missed"])
+    after = shifted(delta)
+    if surplus(after) * surplus(before) < 0 and abs(surplus(after)) > abs(surplus(before)):
+        delta /= 2  # past float's count: half the gap (an end-to-end head: 17 fewer -> 30 more)
+        after = shifted(delta)
+    kept = abs(surplus(after)) <= abs(surplus(before))
     if not kept:
         calibrated.shift_class_logits(None)
     return {"kept": kept, "delta": delta, "layers": len(layers), "confident_scores": len(float_scores),
