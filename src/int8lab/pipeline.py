@@ -103,6 +103,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AU
     task, converted_source, task_findings = resolve_task(source, first, spec, opts, mode, labels)
     if opts.target == "mediapipe" and "layout" in task:
         check_mediapipe_detector(task, spec)
+    _refuse_float_ops_before_calibration(converted_source, mode, opts, task)
     range_notes = {}
     with phase(f"quantizing ({mode})"):
         content = convert(converted_source, mode, generator, range_notes, head_score(task, opts))
@@ -117,9 +118,7 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AU
     if mode in FULLY_INTEGER_MODES and unplanned:
         named = "; ".join(_in_model_terms(op, converted_source) for op in unplanned)
         if opts.integer_only or opts.head_precision == "int8":
-            raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {named}. The quantizer has no "
-                                       f"integer kernel for them; without --integer-only (and --head-precision "
-                                       f"int8) int8lab keeps them in float and says so")
+            raise NotFullyIntegerError(f"mode {mode} left float ops in the model: {named}. {_KEEPS_THEM_FLOAT}")
         warnings.append(Finding("warning", "float-ops", f"{len(unplanned)} op(s) stay in float: the quantizer has "
                                 f"no integer kernel for them ({named}); the rest of the model is integer "
                                 f"(--integer-only refuses such a model)"))
@@ -141,6 +140,28 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AU
     if opts.metadata and not metadata["tflite_metadata"]["written"]:
         warnings.append(Finding("warning", "metadata", metadata["tflite_metadata"]["why"]))
     return ConvertResult(output, info, metadata, warnings, converted_source)
+
+
+_KEEPS_THEM_FLOAT = ("The quantizer has no integer kernel for them; without --integer-only (and --head-precision "
+                     "int8) int8lab keeps them in float and says so")
+
+
+def _refuse_float_ops_before_calibration(source, mode: str, opts: DataOptions, task: dict) -> None:
+    """A request for every kernel integer that the model's own ops rule out, refused before the
+    calibration and the searches after it. Only where the refusal is certain: every kernel asked
+    integer (--head-precision int8), or --integer-only on a model with no decode tail that the
+    default would keep in float; and an ai-edge-quantizer source, whose float .tflite is at hand."""
+    from int8lab.model.aeq import ops_without_integer_recipe
+    from int8lab.model.convert import uses_aeq
+
+    every_kernel = opts.head_precision == "int8" or (opts.integer_only and "layout" not in task)
+    if mode not in FULLY_INTEGER_MODES or not every_kernel or not uses_aeq(source) \
+            or source.kind not in ("tflite", "torch", "onnx"):
+        return
+    missing = ops_without_integer_recipe(source.content)
+    if missing:
+        named = "; ".join(_in_model_terms(op, source) for op in missing)
+        raise NotFullyIntegerError(f"mode {mode} would leave float ops in the model: {named}. {_KEEPS_THEM_FLOAT}")
 
 
 def _in_model_terms(float_op: str, source) -> str:

@@ -149,3 +149,21 @@ def test_a_tensor_ai_edge_quantizer_renamed_is_found_by_its_float_name():
     assert float_name("OnnxNode_n40_h0ewh;_quantized", known) == "OnnxNode_n40_h0ewh"
     assert float_name("Module;3", known) == "Module;3"
     assert float_name("other;_quantized", known) == "other;_quantized"
+
+
+def test_ops_without_an_integer_recipe_are_read_from_the_float_graph():
+    """LEAKY_RELU has no ai-edge-quantizer recipe but an integer island (int8lab.model.int8_kernels);
+    L2_NORMALIZATION (YOLO-World's contrastive head) has neither: only it is named, before any
+    calibration."""
+    import keras
+    import tensorflow as tf
+    from conftest import tiny_keras_model
+
+    from int8lab.model.aeq import ops_without_integer_recipe
+
+    leaky = tiny_keras_model(keras.layers.LeakyReLU(negative_slope=0.1))
+    normalised = tiny_keras_model(keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, axis=-1)))
+    as_tflite = lambda model: tf.lite.TFLiteConverter.from_keras_model(model).convert()  # noqa: E731
+    assert ops_without_integer_recipe(as_tflite(leaky)) == []
+    missing = ops_without_integer_recipe(as_tflite(normalised))
+    assert [entry.split(" (")[0] for entry in missing] == ["L2_NORMALIZATION"]

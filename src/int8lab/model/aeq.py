@@ -81,6 +81,41 @@ def quantize_tflite(content: bytes, mode: str, representative_dataset=None, esti
     return calibrated.quantize()
 
 
+def ops_without_integer_recipe(content: bytes) -> list[str]:
+    """"KIND (tensor)" entries, as ``TFLiteInfo.float_ops`` names them, for each op of the float
+    ``content`` that no integer plan can reach: its kind has neither an ai-edge-quantizer min/max
+    recipe nor an int8lab rewrite to one (int8lab.model.op_rewrite) or integer island
+    (int8lab.model.int8_kernels), and it computes on float activations. Read before calibration,
+    so that a request for every kernel integer is refused in seconds (YOLO-World's
+    L2_NORMALIZATION was refused after minutes of calibration and head search)."""
+    from ai_edge_quantizer import algorithm_manager
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    from int8lab.model.int8_kernels import INTEGER_KERNEL_VERSION
+    from int8lab.model.op_rewrite import quantizable_ops
+    from int8lab.model.ranges import _graph, _op_name
+    from int8lab.model.tflite_info import BOUNDARY_OPS, SHAPE_ONLY_OPS
+
+    recipes = algorithm_manager.get_supported_ops(algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+    integer = {tfl.TFL_OP_NAME_TO_CODE[name] for name in recipes if name in tfl.TFL_OP_NAME_TO_CODE}
+    rewritten, _ = quantizable_ops(content)
+    _, model, graph = _graph(rewritten)
+    float32 = 0  # the schema's TensorType.FLOAT32
+    activation = lambda t: (t >= 0 and graph.tensors[t].type == float32  # noqa: E731
+                            and tfl.get_tensor_data(graph.tensors[t], model.buffers) is None)
+    missing = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = _op_name(model, op)
+        if (max(code.builtinCode, code.deprecatedBuiltinCode) in integer or kind in INTEGER_KERNEL_VERSION
+                or kind in BOUNDARY_OPS + SHAPE_ONLY_OPS):
+            continue
+        floats = [t for t in (*op.outputs, *op.inputs) if activation(t)]
+        if floats:
+            missing.append(f"{kind} ({tfl.get_tensor_name(graph.tensors[floats[0]])})")
+    return missing
+
+
 class Calibrated:
     """A float .tflite calibrated once, its ranges corrected (int8lab.model.ranges) and its biases
     (int8lab.model.bias_correction), ready to be quantized, again with chosen ops left in float
