@@ -114,7 +114,9 @@ def convert_job(model, data_dir, output: Path, opts: DataOptions, mode: str = AU
     for kept in ("float_logits", "float_for_xnnpack"):
         planned |= set((range_notes.get(kept) or {}).get("tensors") or ())
     planned |= set((range_notes.get("int8_kernels") or {}).get("beside_float") or ())
-    unplanned = [op for op in info.float_ops if float_op_parts(op)[1] not in planned]
+    # A dynamic-range body (int8lab.model.detector_head) has float activations by plan.
+    dynamic_range = ((range_notes.get("detector_head") or {}).get("dynamic_range") or {}).get("chosen")
+    unplanned = [] if dynamic_range else [op for op in info.float_ops if float_op_parts(op)[1] not in planned]
     if mode in FULLY_INTEGER_MODES and unplanned:
         named = "; ".join(_in_model_terms(op, converted_source) for op in unplanned)
         if opts.integer_only or opts.head_precision == "int8":
@@ -178,7 +180,8 @@ def head_score(task: dict, opts: DataOptions):
 
     if opts.head_precision not in ("auto", "int8"):
         raise UsageError(f"--head-precision must be auto or int8, got {opts.head_precision!r}")
-    return head_scorer(task) if opts.head_precision == "auto" else None
+    scorer = head_scorer(task) if opts.head_precision == "auto" else None
+    return replace(scorer, dynamic_range=not opts.integer_only) if scorer is not None else None
 
 
 AEQ_DETECTOR_MODES = ("int8", "int8-float-io", "int16x8")  # a Keras/SavedModel detector takes ai-edge-quantizer

@@ -134,3 +134,32 @@ def test_a_contrastive_head_s_class_logit_bias_is_found(tmp_path):
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     assert unsaturated.sum() > 30
     assert np.allclose(logit(after[unsaturated]) - logit(before[unsaturated]), 0.5, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_a_dynamic_range_body_has_int8_weights_float_activations_and_runs_in_xnnpack(example_float_tflite):
+    """The candidate a detector's head search measures beside static int8: every convolution's
+    weights int8 per channel, no activation quantized (no QUANTIZE op, float I/O), the
+    convolutions asked float left float, every op in XNNPACK (its dynamically quantized kernels)
+    but what it refuses in float too, and outputs close to float's."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from int8lab.model.aeq import dynamic_range, op_scopes
+    from int8lab.model.tflite_info import float_op_parts, inspect_tflite
+    from int8lab.runtime import LiteRTModel, delegation
+
+    kept = head_plan(example_float_tflite).output_convolutions[0]
+    content = dynamic_range(example_float_tflite, [op_scopes(example_float_tflite)[kept]])
+    info = inspect_tflite(content)
+    assert "QUANTIZE" not in info.op_histogram and info.inputs[0].dtype == info.outputs[0].dtype == "float32"
+    assert info.size_bytes < 0.4 * len(example_float_tflite)
+    interpreter = Interpreter(model_content=content)
+    tensors = interpreter.get_tensor_details()
+    weights = {tensors[op["outputs"][0]]["name"]: tensors[op["inputs"][1]]["dtype"]
+               for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"}
+    assert weights.pop(kept) == np.float32 and set(weights.values()) == {np.int8}
+    assert {float_op_parts(op)[0] for op in delegation(content).fallback} <= {"RESIZE_NEAREST_NEIGHBOR"}
+    x = np.random.default_rng(0).uniform(0, 1, LiteRTModel(content).input_shape).astype(np.float32)
+    reference = LiteRTModel(example_float_tflite).predict(x)
+    assert np.abs(LiteRTModel(content).predict(x) - reference).max() < 0.05 * np.abs(reference).max()

@@ -139,6 +139,7 @@ class Calibrated:
 
         self.mode, self.estimator, self.extra, self._recorrect = mode, estimator, [], None
         self.kept_float: tuple[str, ...] = ()  # tensors every quantization leaves in float
+        self.dynamic_range = False  # int8 weights, activations float (int8lab.model.detector_head's choice)
         self._bias_shift = None  # (layers, delta per channel or for all): a detector's scores re-centred
         self.notes = ranges.RangeNotes()
         float_content, rewritten = quantizable_ops(float_content)
@@ -306,6 +307,9 @@ class Calibrated:
             from int8lab.model.bias_correction import shift_biases
 
             content = shift_biases(content, *self._bias_shift)
+        if self.dynamic_range:
+            self.notes.weight_grid = self.notes.int8_kernels = None
+            return dynamic_range(content, [self.scopes[name] for name in float_tensors])
         with _reasons(self.mode), _quiet():
             qt = _quantizer(content, self.mode, self.estimator)
             for regex, operation, config in self.extra:  # config None: leave it float
@@ -327,6 +331,26 @@ class Calibrated:
         """Tensors int8lab chose to leave float beyond ``kept_float``: float logits, what XNNPACK refused."""
         return frozenset(name for kept in (self.notes.float_logits, self.notes.float_for_xnnpack) if kept
                          for name in kept.get("tensors") or ())
+
+
+def dynamic_range(content: bytes, float_scopes=()) -> bytes:
+    """``content`` with the weights of its weighted ops (WEIGHTED_OPERATIONS, but for the ops
+    whose recipe regex is in ``float_scopes``) in int8 per channel and every activation float:
+    XNNPACK quantizes each such op's input per image, over that image's own range, and writes
+    its output in float (its dynamically quantized kernels). Nothing else is quantized: a
+    BATCH_MATMUL of two activations has no such kernel."""
+    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    weights_only = recipe.dynamic_wi8_afp32(AlgorithmName.MIN_MAX_UNIFORM_QUANT)[0]
+    entries = [{**weights_only, "operation": TFLOperationName[op]} for op in WEIGHTED_OPERATIONS]
+    with _reasons("dynamic"), _quiet():
+        qt = quantizer.Quantizer(bytearray(content), entries)
+        for regex in float_scopes:
+            qt.update_quantization_recipe(regex=regex, algorithm_key=AlgorithmName.NO_QUANTIZE,
+                                          operation_name=TFLOperationName.ALL_SUPPORTED)
+        return bytes(qt.quantize(None, enable_progress_report=False).quantized_model)
 
 
 def float_name(name: str, known) -> str:

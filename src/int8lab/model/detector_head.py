@@ -37,6 +37,11 @@ MOVEMENT_OPS = frozenset({"RESHAPE", "TRANSPOSE", "CONCATENATION", "SLICE", "STR
                           "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "GATHER", "PACK", "UNPACK"})
 WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 CLASS_BRANCH_MARGIN = 2.0
+# A dynamic-range body is taken where it is closer to float, faster than float, and at most this
+# much slower than the best static int8 candidate, all measured here. On AVX-512 VNNI it costs
+# YOLOv3-tiny (LeakyReLU, max pools) 4-19% and YOLO-World, whose SiLUs then run in float, 24-50%,
+# for 92% -> 98% and 91% -> 97% of the float detections kept on coco128.
+DYNAMIC_RANGE_ALLOWANCE = 1.5
 CONFIDENT = 0.1  # float class scores above this measure the int8 logits' mean gap
 MIN_CONFIDENT = 50  # fewer confident scores than this on the calibration images: no shift
 
@@ -178,7 +183,11 @@ def choose_head_precision(calibrated, head_score) -> dict | None:
     """The detector pass of int8lab.model.aeq's quantization: each candidate of ``head_plan``
     quantized from ``calibrated`` (an aeq.Calibrated) and scored by ``head_score`` against the
     float model on its calibration images; the closest is kept as ``calibrated.kept_float`` (the
-    one with fewer float ops on a tie). The class branch's ranges are widened first
+    one with fewer float ops on a tie). With float I/O the best of them is measured again with
+    its body in dynamic range (int8 weights; XNNPACK quantizes each convolution's input per
+    image, over that image's range, and writes float): static int8 rounds every activation to
+    one calibrated step and a float-trained detector's scores near the threshold with it
+    (``_dynamic_range_verdict`` decides). The class branch's ranges are widened first
     (``class_branch``), and the class logits re-centred after (``recentre_class_logits``). The
     notes the sidecar and report keep, or None when the model has no decode tail."""
     from int8lab.benchmark import bench_latencies
@@ -195,16 +204,29 @@ def choose_head_precision(calibrated, head_score) -> dict | None:
     images, reference = np.concatenate(calibrated.images), calibrated.reference
     scored, models, outputs = [], [], []
     candidates = plan.candidates()
+    dynamic = calibrated.mode == "int8-float-io" and head_score.dynamic_range  # float I/O: a candidate
     for name, tensors in steps(candidates, len(candidates), "candidates"):
         content = calibrated.quantize(tensors)
         models.append(LiteRTModel(content))
         outputs.append(models[-1].predict(images))
         scored.append((float(head_score(reference, outputs[-1])), name, tensors, len(content)))
-    latencies = bench_latencies(models, runs=20)
     best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
+    if dynamic:  # the best static candidate's float ops, the rest in dynamic range
+        calibrated.dynamic_range = True
+        content = calibrated.quantize(best[2])
+        calibrated.dynamic_range = False
+        models.append(LiteRTModel(content))
+        outputs.append(models[-1].predict(images))
+        scored.append((float(head_score(reference, outputs[-1])), f"dynamic range, {best[1]}", best[2], len(content)))
+    latencies = bench_latencies(models + [LiteRTModel(calibrated.content)] * dynamic, runs=20)
+    verdict = _dynamic_range_verdict(scored, latencies, best) if dynamic else None
+    if verdict and verdict["chosen"]:
+        best = scored[-1]
+        calibrated.dynamic_range = True
     calibrated.kept_float = best[2]
     recentred = recentre_class_logits(calibrated, plan, head_score, images, outputs[scored.index(best)])
     return {"chosen": best[1], "float_tensors": list(best[2]), "decode_ops": list(plan.decode_ops),
+            "dynamic_range": verdict,
             "output_convolutions": len(plan.output_convolutions), "ranking_images": len(images),
             "class_branch_widened": len(widened), "class_branch_margin": CLASS_BRANCH_MARGIN,
             "metric": "mAP50-95 against the float model's detections",
@@ -212,6 +234,17 @@ def choose_head_precision(calibrated, head_score) -> dict | None:
                             "latency_ms": latency["mean_ms"]}
                            for (score, name, tensors, size), latency in zip(scored, latencies)],
             "class_logit_shift": recentred}
+
+
+def _dynamic_range_verdict(scored: list, latencies: list[dict], static: tuple) -> dict:
+    """Whether the dynamic-range candidate (the last of ``scored``; ``latencies`` ends with the
+    float model's) replaces the best ``static`` one: closer to float, faster than float, and at
+    most DYNAMIC_RANGE_ALLOWANCE times static's latency."""
+    float_ms = latencies.pop()["mean_ms"]
+    dynamic_ms, static_ms = latencies[-1]["mean_ms"], latencies[scored.index(static)]["mean_ms"]
+    chosen = scored[-1][0] > static[0] and dynamic_ms < float_ms and dynamic_ms <= DYNAMIC_RANGE_ALLOWANCE * static_ms
+    return {"chosen": bool(chosen), "score": scored[-1][0], "static_score": static[0], "latency_ms": dynamic_ms,
+            "static_latency_ms": static_ms, "float_latency_ms": float_ms, "allowance": DYNAMIC_RANGE_ALLOWANCE}
 
 
 def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.ndarray,

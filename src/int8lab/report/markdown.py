@@ -160,6 +160,10 @@ def _integer_line(tflite: dict, corrections: dict) -> str:
         return "- fully integer: **yes**"
     summary = float_op_summary(tflite["float_ops"])
     head, logits = corrections.get("detector_head"), corrections.get("float_logits")
+    if head and (head.get("dynamic_range") or {}).get("chosen"):
+        return (f"- int8 weights, activations float (dynamic range: XNNPACK quantizes each convolution's input per "
+                f"image): **{len(tflite['float_ops'])} float ops** ({summary}; chosen over static int8 on the "
+                f"calibration images, see below; --target integer gives a fully integer model)")
     if head and head["float_tensors"]:
         return (f"- fully integer apart from the detector's decode tail: **{len(tflite['float_ops'])} float ops** "
                 f"({summary}; {head['chosen']}, see below)")
@@ -240,6 +244,14 @@ def correction_lines(c: dict) -> list[str]:
                           for k in head["candidates"])
         lines.append(f"detector head: {head['chosen']} ({len(head['float_tensors'])} float ops), chosen on "
                      f"{head['ranking_images']} calibration images by {head['metric']}: {tried}")
+        dynamic = head.get("dynamic_range")
+        if dynamic:
+            verdict = "chosen" if dynamic["chosen"] else "not chosen"
+            lines.append(f"dynamic range (int8 weights; XNNPACK quantizes each convolution's input per image and "
+                         f"writes float) {verdict}: {dynamic['score']:.4f} against static int8's "
+                         f"{dynamic['static_score']:.4f}, at {dynamic['latency_ms'] / dynamic['static_latency_ms']:.2f}x "
+                         f"its latency (taken up to {dynamic['allowance']:g}x, and below float's "
+                         f"{dynamic['float_latency_ms']:.1f} ms)")
         shift = head.get("class_logit_shift")
         if shift and "delta" in shift:
             verdict = "kept" if shift["kept"] else "not kept"

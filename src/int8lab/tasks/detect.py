@@ -186,6 +186,7 @@ class HeadScore:
     float model's, and how many classes the head has (to tell its class branch from its boxes)."""
 
     layout: DetectionLayout
+    dynamic_range: bool = True  # a dynamic-range body may be measured (float activations: not with --integer-only)
 
     @property
     def num_classes(self) -> int:
