@@ -52,17 +52,19 @@ def test_mediapipe_object_detector_runs_the_real_yolov8n_and_finds_what_predict_
     assert found / total >= 0.9, f"{found} of {total}"  # 106 of 112 measured
 
 
-FLOAT_TRAINED = {  # name: (input size, detections kept at least, as measured with the default command)
+FLOAT_TRAINED = {  # name: (input size, detections kept at least with a static int8 body, as measured)
     "yolov3-tiny-coco-416": (416, 0.91),  # 92.1% measured (2026-12-07)
     "yolov8s-world-coco-640": (640, 0.90),  # 91.4% measured (2026-12-07)
 }
+DYNAMIC_RANGE_KEPT = 0.95  # with a dynamic-range body (chosen where it runs fast enough): 98.3% and 96.8%
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FLOAT_TRAINED))
 def test_a_float_trained_detector_stays_within_a_point_of_float_with_the_default_command(tmp_path, name):
     """The two shared detectors trained in float (weights on no int8 grid): the default command,
-    within a point of float on coco128; an anchor-based head's objectness gap is measured."""
+    within a point of float on coco128, and 95% of the float detections kept where the CPU runs a
+    dynamic-range body fast enough to take it; an anchor-based head's objectness gap is measured."""
     model = SHARED / "models" / f"{name}.onnx"
     if not model.is_file():
         pytest.skip(f"needs {model}, which a user's clone has not got")
@@ -73,7 +75,7 @@ def test_a_float_trained_detector_stays_within_a_point_of_float_with_the_default
     v = summary["validation"]
     head = summary["conversion"]["range_corrections"]["detector_head"]
     assert v["num_images"] == 126 and abs(v["map50_95_reference"] - v["map50_95"]) <= 0.01
-    assert v["detections_kept"] >= kept
-    assert head["chosen"] == "decode and output convolutions in float"
+    assert v["detections_kept"] >= (DYNAMIC_RANGE_KEPT if head["dynamic_range"]["chosen"] else kept)
+    assert head["chosen"].endswith("decode and output convolutions in float")
     if name.startswith("yolov3"):
         assert head["class_logit_shift"]["logits"] == "objectness" and "delta" in head["class_logit_shift"]
