@@ -29,6 +29,7 @@ def test_dynamic_onnx_detector_quantizes_integer_but_its_decode_tail_and_keeps_i
     head = summary["conversion"]["range_corrections"]["detector_head"]
     float_ops = summary["conversion"]["tflite"]["float_ops"]
     assert head["chosen"] != "full int8" and float_ops
+    assert head["dynamic_range"] is None  # int8 I/O: every activation int8, no dynamic-range candidate
     assert {op.split(" (", 1)[1][:-1] for op in float_ops} <= set(head["float_tensors"])
     assert max(c["score"] for c in head["candidates"]) == next(
         c["score"] for c in head["candidates"] if c["name"] == head["chosen"])
@@ -40,6 +41,17 @@ def test_dynamic_onnx_detector_quantizes_integer_but_its_decode_tail_and_keeps_i
     assert v["detections_kept"] >= 0.93
     report = (out / "report.md").read_text()
     assert "fully integer apart from the detector's decode tail" in report and "detector head:" in report
+
+
+def test_integer_only_takes_no_dynamic_range_candidate():
+    """--integer-only refuses float kernels: the head search then measures no body with float activations."""
+    from int8lab.config import DataOptions
+    from int8lab.pipeline import head_score
+
+    task = {"name": "detect", "layout": {"channel_axis": 1, "num_classes": 10, "input_size": [160, 160]}}
+    assert head_score(task, DataOptions()).dynamic_range
+    assert not head_score(task, DataOptions(integer_only=True)).dynamic_range
+    assert head_score(task, DataOptions(head_precision="int8")) is None
 
 
 @pytest.mark.slow
