@@ -204,21 +204,22 @@ def choose_head_precision(calibrated, head_score) -> dict | None:
         calibrated.calibration[name] = {**stats, "max": np.asarray(stats["max"]) * CLASS_BRANCH_MARGIN}
     images, reference = np.concatenate(calibrated.images), calibrated.reference
     scored, models, outputs = [], [], []
-    candidates = plan.candidates()
-    dynamic = calibrated.mode == "int8-float-io" and head_score.dynamic_range  # float I/O: a candidate
-    for name, tensors in steps(candidates, len(candidates), "candidates"):
+
+    def measure(name: str, tensors) -> None:
         content = calibrated.quantize(tensors)
         models.append(LiteRTModel(content))
         outputs.append(models[-1].predict(images))
         scored.append((float(head_score(reference, outputs[-1])), name, tensors, len(content)))
+
+    candidates = plan.candidates()
+    for name, tensors in steps(candidates, len(candidates), "candidates"):
+        measure(name, tensors)
     best = max(scored, key=lambda row: row[0])  # the first, fewest float ops, wins a tie
+    dynamic = calibrated.mode == "int8-float-io" and head_score.dynamic_range  # float I/O: a candidate
     if dynamic:  # the best static candidate's float ops, the rest in dynamic range
         calibrated.dynamic_range = True
-        content = calibrated.quantize(best[2])
+        measure(f"dynamic range, {best[1]}", best[2])
         calibrated.dynamic_range = False
-        models.append(LiteRTModel(content))
-        outputs.append(models[-1].predict(images))
-        scored.append((float(head_score(reference, outputs[-1])), f"dynamic range, {best[1]}", best[2], len(content)))
     latencies = bench_latencies(models + [LiteRTModel(calibrated.content)] * dynamic, runs=20)
     verdict = _dynamic_range_verdict(scored, latencies, best) if dynamic else None
     if verdict and verdict["chosen"]:
