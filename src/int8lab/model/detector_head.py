@@ -220,7 +220,7 @@ def choose_head_precision(calibrated, head_score) -> dict | None:
         calibrated.dynamic_range = True
         measure(f"dynamic range, {best[1]}", best[2])
         calibrated.dynamic_range = False
-    latencies = bench_latencies(models + [LiteRTModel(calibrated.content)] * dynamic, runs=20)
+    latencies = bench_latencies(models, runs=20)
     verdict = _dynamic_range_verdict(scored, latencies, best) if dynamic else None
     if verdict and verdict["chosen"]:
         best = scored[-1]
@@ -239,14 +239,13 @@ def choose_head_precision(calibrated, head_score) -> dict | None:
 
 
 def _dynamic_range_verdict(scored: list, latencies: list[dict], static: tuple) -> dict:
-    """Whether the dynamic-range candidate (the last of ``scored``; ``latencies`` ends with the
-    float model's, for the report) replaces the best ``static`` one: closer to float, and at most
-    DYNAMIC_RANGE_ALLOWANCE times static's latency."""
-    float_ms = latencies.pop()["mean_ms"]
+    """Whether the dynamic-range candidate (the last of ``scored`` and ``latencies``) replaces
+    the best ``static`` one: closer to float, and at most DYNAMIC_RANGE_ALLOWANCE times static's
+    latency."""
     dynamic_ms, static_ms = latencies[-1]["mean_ms"], latencies[scored.index(static)]["mean_ms"]
     chosen = scored[-1][0] > static[0] and dynamic_ms <= DYNAMIC_RANGE_ALLOWANCE * static_ms
     return {"chosen": bool(chosen), "score": scored[-1][0], "static_score": static[0], "latency_ms": dynamic_ms,
-            "static_latency_ms": static_ms, "float_latency_ms": float_ms, "allowance": DYNAMIC_RANGE_ALLOWANCE}
+            "static_latency_ms": static_ms, "allowance": DYNAMIC_RANGE_ALLOWANCE}
 
 
 def recentre_class_logits(calibrated, plan: HeadPlan, head_score, images: np.ndarray,

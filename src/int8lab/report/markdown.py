@@ -250,8 +250,7 @@ def correction_lines(c: dict) -> list[str]:
             lines.append(f"dynamic range (int8 weights; XNNPACK quantizes each convolution's input per image and "
                          f"writes float) {verdict}: {dynamic['score']:.4f} against static int8's "
                          f"{dynamic['static_score']:.4f}, at {dynamic['latency_ms'] / dynamic['static_latency_ms']:.2f}x "
-                         f"its latency (taken up to {dynamic['allowance']:g}x; float "
-                         f"{dynamic['float_latency_ms']:.1f} ms)")
+                         f"its latency (taken up to {dynamic['allowance']:g}x)")
         shift = head.get("class_logit_shift")
         if shift and "delta" in shift:
             verdict = "kept" if shift["kept"] else "not kept"
